@@ -1,0 +1,735 @@
+"""The metadata store: the only module that imports ml_metadata.
+
+A location is a path (an MLMD SQLite file, default ``mlmd`` at the project
+root) or a URI: ``postgresql://user:pw@host:port/db``, ``mysql://...``
+(MariaDB too) or ``sqlite:///abs/path``. :func:`connect` opens it and returns
+a :class:`Store` whose methods take and return the plain records of
+:mod:`cmfrun.records`; MLMD's protobufs never leave this module.
+
+Example::
+
+    store = connect("mlmd")
+    for ctx in store.contexts_by_type("Parent_Context"):
+        print(ctx.name)
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from urllib.parse import unquote, urlparse
+
+from cmfrun import errors, schema
+from cmfrun.records import Artifact, Context, Event, Execution, Link, Props, Value
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+from ml_metadata import errors as mlmd_errors  # noqa: E402
+from ml_metadata.metadata_store import metadata_store  # noqa: E402
+from ml_metadata.proto import metadata_store_pb2 as pb  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STORE_NAME = "mlmd"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+#: How long a writer waits for another process's write lock on a SQLite store.
+LOCK_TIMEOUT_S = 120.0
+_IN_CLAUSE_CHUNK = 500
+
+_KIND = {"STRING": pb.STRING, "INT": pb.INT, "DOUBLE": pb.DOUBLE}
+_EVENT = {
+    "INPUT": pb.Event.INPUT,
+    "OUTPUT": pb.Event.OUTPUT,
+    "INTERNAL_OUTPUT": pb.Event.INTERNAL_OUTPUT,
+    "DECLARED_INPUT": pb.Event.DECLARED_INPUT,
+    "DECLARED_OUTPUT": pb.Event.DECLARED_OUTPUT,
+    "INTERNAL_INPUT": pb.Event.INTERNAL_INPUT,
+    "PENDING_OUTPUT": pb.Event.PENDING_OUTPUT,
+}
+_EVENT_NAME = {v: k for k, v in _EVENT.items()}
+_STATE = {
+    "UNKNOWN": pb.Execution.UNKNOWN,
+    "NEW": pb.Execution.NEW,
+    "RUNNING": pb.Execution.RUNNING,
+    "COMPLETE": pb.Execution.COMPLETE,
+    "FAILED": pb.Execution.FAILED,
+    "CACHED": pb.Execution.CACHED,
+    "CANCELED": pb.Execution.CANCELED,
+}
+_STATE_NAME = {v: k for k, v in _STATE.items()}
+
+
+@dataclass(frozen=True)
+class StoreLocation:
+    """Where a store lives. ``backend`` is ``sqlite``, ``postgresql`` or ``mysql``."""
+
+    backend: str
+    path: Optional[Path] = None
+    host: str = ""
+    port: int = 0
+    user: str = ""
+    password: str = ""
+    database: str = ""
+
+    def __str__(self) -> str:
+        if self.backend == "sqlite":
+            return str(self.path)
+        auth = f"{self.user}@" if self.user else ""
+        return f"{self.backend}://{auth}{self.host}:{self.port}/{self.database}"
+
+
+def default_store_path(root: Union[str, Path]) -> Path:
+    """The default store of a project: ``<root>/mlmd``. Tests patch this one function."""
+    return Path(root) / DEFAULT_STORE_NAME
+
+
+def parse_location(uri: Union[str, Path]) -> StoreLocation:
+    """Turn a path or URI into a :class:`StoreLocation`, or raise :class:`StoreURIError`."""
+    text = str(uri).strip()
+    if not text:
+        raise errors.StoreURIError("empty store location: give a file path or a postgresql:// or mysql:// URI")
+    if "://" not in text:
+        return StoreLocation("sqlite", path=Path(text).expanduser().absolute())
+    parsed = urlparse(text)
+    scheme = parsed.scheme.lower()
+    if scheme in ("sqlite", "file"):
+        raw = unquote(parsed.path)
+        if not raw:
+            raise errors.StoreURIError(f"store URI {text!r} names no file")
+        return StoreLocation("sqlite", path=Path(raw).absolute())
+    backends = {"postgresql": "postgresql", "postgres": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
+    if scheme not in backends:
+        raise errors.StoreURIError(
+            f"unknown store URI scheme {scheme!r} in {text!r}: use a file path, postgresql://, mysql:// or sqlite://"
+        )
+    backend = backends[scheme]
+    database = parsed.path.lstrip("/")
+    if not parsed.hostname or not database:
+        raise errors.StoreURIError(f"store URI {text!r} needs a host and a database: {scheme}://user:pw@host:port/db")
+    try:
+        port = parsed.port or (5432 if backend == "postgresql" else 3306)
+    except ValueError as exc:
+        raise errors.StoreURIError(f"bad port in store URI {text!r}: {exc}") from None
+    return StoreLocation(
+        backend,
+        host=parsed.hostname,
+        port=port,
+        user=unquote(parsed.username or ""),
+        password=unquote(parsed.password or ""),
+        database=database,
+    )
+
+
+def connect(
+    uri: Union[str, Path, StoreLocation], *, create: bool = True, read_only: bool = False
+) -> "Store":
+    """Open the store at ``uri``.
+
+    ``create=False`` refuses to make a new SQLite file (readers use it, so a
+    typo never leaves an empty store behind). ``read_only=True`` opens a
+    SQLite file read-only; writes then raise :class:`ReadOnlyStoreError`.
+    """
+    loc = uri if isinstance(uri, StoreLocation) else parse_location(uri)
+    config = pb.ConnectionConfig()
+    if loc.backend == "sqlite":
+        assert loc.path is not None
+        read_only = _check_sqlite_file(loc.path, create=create, read_only=read_only)
+        config.sqlite.filename_uri = str(loc.path)
+        config.sqlite.connection_mode = (
+            pb.SqliteMetadataSourceConfig.READONLY if read_only else pb.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+        )
+    elif loc.backend == "postgresql":
+        config.postgresql.host = loc.host
+        config.postgresql.port = str(loc.port)
+        config.postgresql.dbname = loc.database
+        if loc.user:
+            config.postgresql.user = loc.user
+        if loc.password:
+            config.postgresql.password = loc.password
+    else:
+        config.mysql.host = loc.host
+        config.mysql.port = loc.port
+        config.mysql.database = loc.database
+        config.mysql.user = loc.user
+        if loc.password:
+            config.mysql.password = loc.password
+    try:
+        with _quiet_stderr(loc.backend != "sqlite"):
+            mlmd = metadata_store.MetadataStore(config)
+    except (RuntimeError, mlmd_errors.StatusError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if loc.backend == "sqlite":
+            raise errors.CorruptStoreError(f"cannot open store {loc}: {first}") from None
+        raise errors.StoreUnavailableError(f"cannot reach store {loc}: {first}") from None
+    store = Store(mlmd, loc, read_only=read_only)
+    if not read_only:
+        store.ensure_schema_version()
+    return store
+
+
+def _check_sqlite_file(path: Path, *, create: bool, read_only: bool) -> bool:
+    if path.is_dir():
+        raise errors.StoreURIError(f"store path {path} is a directory, not an MLMD file")
+    if path.exists():
+        if not os.access(path, os.R_OK):
+            raise errors.StoreError(f"store {path} is not readable")
+        with open(path, "rb") as fh:
+            head = fh.read(len(_SQLITE_MAGIC))
+        if head and head != _SQLITE_MAGIC:
+            raise errors.CorruptStoreError(f"store {path} is not an MLMD SQLite file (corrupt or another format)")
+        if not read_only and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+            raise errors.ReadOnlyStoreError(f"store {path} is read-only: nothing can be recorded in it")
+        return read_only
+    if not create:
+        raise errors.NotFoundError(f"store {path} does not exist")
+    if read_only:
+        raise errors.NotFoundError(f"store {path} does not exist")
+    if not path.parent.is_dir():
+        raise errors.StoreURIError(f"cannot create store {path}: folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK):
+        raise errors.ReadOnlyStoreError(f"cannot create store {path}: folder {path.parent} is read-only")
+    return False
+
+
+@contextlib.contextmanager
+def _quiet_stderr(enabled: bool) -> Iterator[None]:
+    """Silence the C++ client's own log lines while connecting; errors come back as exceptions."""
+    if not enabled:
+        yield
+        return
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _set_value(target: "pb.Value", value: Value) -> None:
+    if isinstance(value, bool):
+        target.int_value = int(value)
+    elif isinstance(value, int):
+        target.int_value = value
+    elif isinstance(value, float):
+        target.double_value = value
+    else:
+        target.string_value = str(value)
+
+
+def _get_value(value: "pb.Value") -> Value:
+    kind = value.WhichOneof("value")
+    if kind == "int_value":
+        return int(value.int_value)
+    if kind == "double_value":
+        return float(value.double_value)
+    if kind == "string_value":
+        return str(value.string_value)
+    if kind == "bool_value":
+        return int(value.bool_value)
+    return str(value)
+
+
+def _props(mapping: "Mapping[str, pb.Value]") -> Dict[str, Value]:
+    return {k: _get_value(v) for k, v in mapping.items()}
+
+
+def _fill(target: "Mapping[str, pb.Value]", values: Props) -> None:
+    for key, value in values.items():
+        if value is None:
+            continue
+        _set_value(target[key], value)  # type: ignore[index]
+
+
+class Store:
+    """An open MLMD store. Create with :func:`connect`; pass it in, never keep it global."""
+
+    def __init__(self, mlmd: "metadata_store.MetadataStore", location: StoreLocation, *, read_only: bool = False):
+        self._mlmd = mlmd
+        self.location = location
+        self.read_only = read_only
+        self._type_ids: Dict[Tuple[str, str], int] = {}
+        self._type_names: Dict[Tuple[str, int], str] = {}
+        self._lock_depth = 0
+        self._lock_fh: Optional[object] = None
+
+    # -- locking ---------------------------------------------------------------------------
+    @property
+    def lock_path(self) -> Optional[Path]:
+        """The file whose flock serialises writers of a SQLite store (``None`` for servers)."""
+        if self.location.backend != "sqlite" or self.location.path is None:
+            return None
+        return self.location.path.with_name(self.location.path.name + ".lock")
+
+    @contextlib.contextmanager
+    def write_lock(self, timeout: float = LOCK_TIMEOUT_S, *, blocking: bool = True) -> Iterator[bool]:
+        """Hold the store's inter-process write lock (SQLite only; reentrant).
+
+        Yields ``True`` when held; with ``blocking=False`` yields ``False``
+        instead of waiting when another process holds it.
+        """
+        self._require_writable()
+        path = self.lock_path
+        if path is None or self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield True
+            finally:
+                self._lock_depth -= 1
+            return
+        fh = open(path, "a+b")
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if not blocking:
+                        yield False
+                        return
+                    if time.monotonic() > deadline:
+                        raise errors.StoreUnavailableError(
+                            f"store {self.location} stayed locked by another writer for {timeout:.0f} s"
+                        ) from None
+                    time.sleep(0.02)
+            self._lock_depth = 1
+            try:
+                yield True
+            finally:
+                self._lock_depth = 0
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        finally:
+            fh.close()
+
+    def _require_writable(self) -> None:
+        if self.read_only:
+            raise errors.ReadOnlyStoreError(f"store {self.location} is open read-only")
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        with self.write_lock():
+            try:
+                yield
+            except mlmd_errors.AlreadyExistsError:
+                raise
+            except mlmd_errors.StatusError as exc:
+                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                if "readonly" in msg.lower() or "read-only" in msg.lower():
+                    raise errors.ReadOnlyStoreError(f"store {self.location} is read-only: {msg}") from None
+                raise errors.StoreError(f"store {self.location}: write failed: {msg}") from None
+
+    # -- schema version ----------------------------------------------------------------------
+    def ensure_schema_version(self) -> int:
+        """Stamp (or read) cmfrun's schema version in the store; refuse a newer one."""
+        existing = self.context(schema.META_CONTEXT, "schema")
+        if existing is not None:
+            version = int(existing.properties.get("schema_version", 0))
+            if version > schema.STORE_SCHEMA_VERSION:
+                raise errors.StoreError(
+                    f"store {self.location} was written by a newer cmfrun (schema {version}); upgrade cmfrun"
+                )
+            return version
+        try:
+            self.put_context(
+                Context(
+                    schema.META_CONTEXT,
+                    "schema",
+                    properties={"schema_version": schema.STORE_SCHEMA_VERSION},
+                )
+            )
+        except mlmd_errors.AlreadyExistsError:
+            pass
+        return schema.STORE_SCHEMA_VERSION
+
+    # -- types -------------------------------------------------------------------------------
+    def ensure_type(self, kind: str, name: str, properties: Mapping[str, str]) -> int:
+        """Get or create an ``artifact``/``execution``/``context`` type with at least ``properties``."""
+        key = (kind, name)
+        if key in self._type_ids:
+            return self._type_ids[key]
+        cls = {"artifact": pb.ArtifactType, "execution": pb.ExecutionType, "context": pb.ContextType}[kind]
+        getter = getattr(self._mlmd, f"get_{kind}_type")
+        putter = getattr(self._mlmd, f"put_{kind}_type")
+        try:
+            existing = getter(name)
+        except mlmd_errors.NotFoundError:
+            existing = None
+        if existing is not None and all(p in existing.properties for p in properties):
+            type_id = int(existing.id)
+        else:
+            if self.read_only:
+                raise errors.ReadOnlyStoreError(f"store {self.location} is open read-only")
+            proto = cls(name=name)
+            for prop, pkind in properties.items():
+                proto.properties[prop] = _KIND[pkind]
+            with self._writing():
+                type_id = int(putter(proto, can_add_fields=True, can_omit_fields=True))
+        self._type_ids[key] = type_id
+        self._type_names[(kind, type_id)] = name
+        return type_id
+
+    def _type_name(self, kind: str, type_id: int) -> str:
+        key = (kind, type_id)
+        if key not in self._type_names:
+            getter = getattr(self._mlmd, f"get_{kind}_types")
+            for t in getter():
+                self._type_names[(kind, int(t.id))] = t.name
+        return self._type_names.get(key, "")
+
+    def _artifact_type_id(self, name: str) -> int:
+        return self.ensure_type("artifact", name, schema.ARTIFACT_PROPERTIES.get(name, {}))
+
+    def _execution_type_id(self, name: str) -> int:
+        return self.ensure_type("execution", name, schema.EXECUTION_PROPERTIES)
+
+    def _context_type_id(self, name: str) -> int:
+        return self.ensure_type("context", name, schema.CONTEXT_PROPERTIES.get(name, {}))
+
+    def type_names(self, kind: str) -> List[str]:
+        """Names of all ``artifact``/``execution``/``context`` types in the store."""
+        return [t.name for t in getattr(self._mlmd, f"get_{kind}_types")()]
+
+    # -- conversion --------------------------------------------------------------------------
+    def _context(self, p: "pb.Context") -> Context:
+        return Context(
+            type=self._type_name("context", p.type_id),
+            name=p.name,
+            properties=_props(p.properties),
+            custom=_props(p.custom_properties),
+            id=int(p.id),
+            create_ms=int(p.create_time_since_epoch),
+            update_ms=int(p.last_update_time_since_epoch),
+        )
+
+    def _artifact(self, p: "pb.Artifact") -> Artifact:
+        return Artifact(
+            type=self._type_name("artifact", p.type_id),
+            name=p.name,
+            uri=p.uri,
+            properties=_props(p.properties),
+            custom=_props(p.custom_properties),
+            id=int(p.id),
+            create_ms=int(p.create_time_since_epoch),
+            update_ms=int(p.last_update_time_since_epoch),
+        )
+
+    def _execution(self, p: "pb.Execution") -> Execution:
+        return Execution(
+            type=self._type_name("execution", p.type_id),
+            name=p.name,
+            properties=_props(p.properties),
+            custom=_props(p.custom_properties),
+            state=_STATE_NAME.get(p.last_known_state, "UNKNOWN"),
+            id=int(p.id),
+            create_ms=int(p.create_time_since_epoch),
+            update_ms=int(p.last_update_time_since_epoch),
+        )
+
+    def _event(self, p: "pb.Event") -> Event:
+        path = tuple(s.key for s in p.path.steps if s.HasField("key"))
+        return Event(
+            artifact_id=int(p.artifact_id),
+            execution_id=int(p.execution_id),
+            kind=_EVENT_NAME.get(p.type, "UNKNOWN"),
+            path=path,
+            ms=int(p.milliseconds_since_epoch),
+        )
+
+    def _context_proto(self, c: Context) -> "pb.Context":
+        p = pb.Context(type_id=self._context_type_id(c.type), name=c.name)
+        if c.id is not None:
+            p.id = c.id
+        _fill(p.properties, c.properties)
+        _fill(p.custom_properties, c.custom)
+        return p
+
+    def _artifact_proto(self, a: Artifact) -> "pb.Artifact":
+        p = pb.Artifact(type_id=self._artifact_type_id(a.type), name=a.name, uri=a.uri)
+        if a.id is not None:
+            p.id = a.id
+        _fill(p.properties, a.properties)
+        _fill(p.custom_properties, a.custom)
+        return p
+
+    def _execution_proto(self, e: Execution) -> "pb.Execution":
+        p = pb.Execution(type_id=self._execution_type_id(e.type))
+        if e.name:
+            p.name = e.name
+        if e.id is not None:
+            p.id = e.id
+        p.last_known_state = _STATE[e.state]
+        _fill(p.properties, e.properties)
+        _fill(p.custom_properties, e.custom)
+        return p
+
+    @staticmethod
+    def _event_proto(kind: str, path_key: Optional[str], artifact_id: int = 0, execution_id: int = 0) -> "pb.Event":
+        ev = pb.Event(type=_EVENT[kind])
+        if artifact_id:
+            ev.artifact_id = artifact_id
+        if execution_id:
+            ev.execution_id = execution_id
+        if path_key:
+            ev.path.steps.add().key = path_key
+        return ev
+
+    # -- reads: contexts ---------------------------------------------------------------------
+    def contexts_by_type(self, type_name: str) -> List[Context]:
+        """All contexts of one type (``Parent_Context`` = pipelines)."""
+        return [self._context(c) for c in self._mlmd.get_contexts_by_type(type_name)]
+
+    def context(self, type_name: str, name: str) -> Optional[Context]:
+        """The context of this type and name, or ``None``."""
+        p = self._mlmd.get_context_by_type_and_name(type_name, name)
+        return self._context(p) if p is not None else None
+
+    def contexts_by_id(self, ids: Iterable[int]) -> List[Context]:
+        """Contexts by id (missing ids are skipped)."""
+        ids = list(ids)
+        return [self._context(c) for c in self._mlmd.get_contexts_by_id(ids)] if ids else []
+
+    def parent_contexts(self, context_id: int) -> List[Context]:
+        """Parents of a context (a stage's pipeline)."""
+        return [self._context(c) for c in self._mlmd.get_parent_contexts_by_context(context_id)]
+
+    def child_contexts(self, context_id: int) -> List[Context]:
+        """Children of a context (a pipeline's stages)."""
+        return [self._context(c) for c in self._mlmd.get_children_contexts_by_context(context_id)]
+
+    def contexts_by_execution(self, execution_id: int) -> List[Context]:
+        """Contexts an execution is associated with."""
+        return [self._context(c) for c in self._mlmd.get_contexts_by_execution(execution_id)]
+
+    def contexts_by_artifact(self, artifact_id: int) -> List[Context]:
+        """Contexts an artifact is attributed to."""
+        return [self._context(c) for c in self._mlmd.get_contexts_by_artifact(artifact_id)]
+
+    # -- reads: executions -------------------------------------------------------------------
+    def executions_by_id(self, ids: Iterable[int]) -> List[Execution]:
+        """Executions by id, batched."""
+        out: List[Execution] = []
+        for chunk in _chunks(list(ids)):
+            out.extend(self._execution(e) for e in self._mlmd.get_executions_by_id(chunk))
+        return out
+
+    def executions_by_context(self, context_id: int) -> List[Execution]:
+        """Executions associated with a context, oldest first."""
+        return [self._execution(e) for e in self._mlmd.get_executions_by_context(context_id)]
+
+    def executions_by_type(self, type_name: str) -> List[Execution]:
+        """All executions of one type."""
+        return [self._execution(e) for e in self._mlmd.get_executions_by_type(type_name)]
+
+    def execution_by_type_and_name(self, type_name: str, name: str) -> Optional[Execution]:
+        """The execution of this type and (non-empty) name, or ``None``."""
+        try:
+            p = self._mlmd.get_execution_by_type_and_name(type_name, name)
+        except mlmd_errors.NotFoundError:
+            return None
+        return self._execution(p) if p is not None else None
+
+    def executions(self, filter_query: str = "") -> List[Execution]:
+        """All executions, optionally narrowed by an MLMD filter query."""
+        if filter_query:
+            opts = metadata_store.ListOptions(filter_query=filter_query)
+            return [self._execution(e) for e in self._mlmd.get_executions(list_options=opts)]
+        return [self._execution(e) for e in self._mlmd.get_executions()]
+
+    # -- reads: artifacts --------------------------------------------------------------------
+    def artifacts_by_id(self, ids: Iterable[int]) -> List[Artifact]:
+        """Artifacts by id, batched."""
+        out: List[Artifact] = []
+        for chunk in _chunks(list(ids)):
+            out.extend(self._artifact(a) for a in self._mlmd.get_artifacts_by_id(chunk))
+        return out
+
+    def artifacts_by_uri(self, uris: Iterable[str]) -> List[Artifact]:
+        """Artifacts whose uri (content hash) is in ``uris``, in batched queries."""
+        out: List[Artifact] = []
+        for chunk in _chunks(sorted(set(uris))):
+            quoted = ",".join("'" + u.replace("'", "''") + "'" for u in chunk)
+            opts = metadata_store.ListOptions(filter_query=f"uri IN ({quoted})")
+            out.extend(self._artifact(a) for a in self._mlmd.get_artifacts(list_options=opts))
+        return sorted(out, key=lambda a: a.id or 0)
+
+    def artifact_by_type_and_name(self, type_name: str, name: str) -> Optional[Artifact]:
+        """The artifact of this type and name, or ``None``."""
+        try:
+            p = self._mlmd.get_artifact_by_type_and_name(type_name, name)
+        except mlmd_errors.NotFoundError:
+            return None
+        return self._artifact(p) if p is not None else None
+
+    def artifacts_by_context(self, context_id: int) -> List[Artifact]:
+        """Artifacts attributed to a context."""
+        return [self._artifact(a) for a in self._mlmd.get_artifacts_by_context(context_id)]
+
+    def artifacts_by_type(self, type_name: str) -> List[Artifact]:
+        """All artifacts of one type."""
+        return [self._artifact(a) for a in self._mlmd.get_artifacts_by_type(type_name)]
+
+    def artifacts(self, filter_query: str = "") -> List[Artifact]:
+        """All artifacts, optionally narrowed by an MLMD filter query."""
+        if filter_query:
+            opts = metadata_store.ListOptions(filter_query=filter_query)
+            return [self._artifact(a) for a in self._mlmd.get_artifacts(list_options=opts)]
+        return [self._artifact(a) for a in self._mlmd.get_artifacts()]
+
+    # -- reads: events -----------------------------------------------------------------------
+    def events_by_execution(self, ids: Iterable[int]) -> List[Event]:
+        """Events of these executions, batched."""
+        out: List[Event] = []
+        for chunk in _chunks(list(ids)):
+            out.extend(self._event(e) for e in self._mlmd.get_events_by_execution_ids(chunk))
+        return out
+
+    def events_by_artifact(self, ids: Iterable[int]) -> List[Event]:
+        """Events of these artifacts, batched."""
+        out: List[Event] = []
+        for chunk in _chunks(list(ids)):
+            out.extend(self._event(e) for e in self._mlmd.get_events_by_artifact_ids(chunk))
+        return out
+
+    # -- writes ------------------------------------------------------------------------------
+    def put_context(self, context: Context, parent_id: Optional[int] = None) -> int:
+        """Create or update a context (and link it under ``parent_id``); returns its id."""
+        with self._writing():
+            if parent_id is None:
+                [cid] = self._mlmd.put_contexts([self._context_proto(context)])
+                return int(cid)
+            # One transaction: the child context and its parent link appear together.
+            _, _, [cid] = self._mlmd.put_lineage_subgraph([], [], [self._context_proto(context)], [])
+            link = pb.ParentContext(child_id=int(cid), parent_id=parent_id)
+            try:
+                self._mlmd.put_parent_contexts([link])
+            except mlmd_errors.AlreadyExistsError:
+                pass
+            return int(cid)
+
+    def get_or_create_context(
+        self, type_name: str, name: str, properties: Props, custom: Props, parent_id: Optional[int] = None
+    ) -> Context:
+        """CMF's get-or-create by name: custom properties are set on first creation only."""
+        found = self.context(type_name, name)
+        if found is None:
+            try:
+                self.put_context(Context(type_name, name, properties=properties, custom=custom), parent_id)
+            except mlmd_errors.AlreadyExistsError:
+                pass  # another writer created it first
+            found = self.context(type_name, name)
+            assert found is not None
+        elif parent_id is not None and parent_id not in {c.id for c in self.parent_contexts(found.id or 0)}:
+            with self._writing():
+                try:
+                    self._mlmd.put_parent_contexts([pb.ParentContext(child_id=found.id, parent_id=parent_id)])
+                except mlmd_errors.AlreadyExistsError:
+                    pass
+        return found
+
+    def put_execution(self, execution: Execution, links: Sequence[Link], context_ids: Sequence[int]) -> Tuple[int, List[int]]:
+        """Write an execution, its artifacts and events and its context links in one transaction.
+
+        New artifacts (``id`` unset) are created; existing ones are updated with
+        the record given. Every artifact and the execution are linked to every
+        context in ``context_ids``. Returns the execution id and the artifact
+        ids in ``links`` order. Raises MLMD's AlreadyExistsError (unwrapped)
+        when a concurrent writer created the same named record first.
+        """
+        contexts = [pb.Context(id=c) for c in context_ids]
+        # MLMD wants full context protos; fetch them so put_execution doesn't clear fields.
+        if context_ids:
+            contexts = list(self._mlmd.get_contexts_by_id(list(context_ids)))
+        pairs = []
+        for link in links:
+            pairs.append((self._artifact_proto(link.artifact), self._event_proto(link.kind, link.path_key)))
+        with self._writing():
+            eid, aids, _ = self._mlmd.put_execution(
+                self._execution_proto(execution), pairs, contexts, reuse_context_if_already_exist=True
+            )
+        return int(eid), [int(a) for a in aids]
+
+    def put_lineage(
+        self,
+        executions: Sequence[Execution],
+        artifacts: Sequence[Artifact],
+        edges: Sequence[Tuple[int, int, str, Optional[str]]],
+        context_ids: Sequence[int],
+    ) -> Tuple[List[int], List[int]]:
+        """Bulk write in one transaction (ingest).
+
+        ``edges`` are ``(execution index, artifact index, kind, path key)`` into
+        the two lists. Every record is linked to every context in ``context_ids``.
+        """
+        contexts = list(self._mlmd.get_contexts_by_id(list(context_ids))) if context_ids else []
+        ev = [(e, a, self._event_proto(kind, key)) for e, a, kind, key in edges]
+        with self._writing():
+            eids, aids, _ = self._mlmd.put_lineage_subgraph(
+                [self._execution_proto(e) for e in executions],
+                [self._artifact_proto(a) for a in artifacts],
+                contexts,
+                ev,
+                reuse_context_if_already_exist=True,
+            )
+        return [int(x) for x in eids], [int(x) for x in aids]
+
+    def put_events(self, events: Sequence[Tuple[int, int, str, Optional[str]]]) -> None:
+        """Add ``(execution id, artifact id, kind, path key)`` events to existing records."""
+        protos = [self._event_proto(kind, key, artifact_id=a, execution_id=e) for e, a, kind, key in events]
+        with self._writing():
+            self._mlmd.put_events(protos)
+
+    def link(self, context_id: int, execution_ids: Sequence[int] = (), artifact_ids: Sequence[int] = ()) -> None:
+        """Associate executions and attribute artifacts to a context (existing links are kept)."""
+        assoc = [pb.Association(context_id=context_id, execution_id=e) for e in execution_ids]
+        attr = [pb.Attribution(context_id=context_id, artifact_id=a) for a in artifact_ids]
+        with self._writing():
+            self._mlmd.put_attributions_and_associations(attr, assoc)
+
+    def update_execution(self, execution: Execution) -> int:
+        """Write an execution record (create when ``id`` is unset); returns its id."""
+        with self._writing():
+            [eid] = self._mlmd.put_executions([self._execution_proto(execution)])
+        return int(eid)
+
+    def update_artifact(self, artifact: Artifact) -> int:
+        """Write an artifact record (create when ``id`` is unset); returns its id."""
+        with self._writing():
+            [aid] = self._mlmd.put_artifacts([self._artifact_proto(artifact)])
+        return int(aid)
+
+    def close(self) -> None:
+        """Drop the connection (MLMD closes it when the object goes away)."""
+        self._mlmd = None  # type: ignore[assignment]
+
+
+def is_already_exists(exc: BaseException) -> bool:
+    """Whether ``exc`` is MLMD's "a record with this type and name exists" error."""
+    return isinstance(exc, mlmd_errors.AlreadyExistsError)
+
+
+def _chunks(items: List, size: int = _IN_CLAUSE_CHUNK) -> Iterator[List]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def with_id(record: Union[Artifact, Execution, Context], new_id: int):  # type: ignore[no-untyped-def]
+    """A copy of ``record`` carrying its stored id."""
+    return replace(record, id=new_id)
+
+
+__all__ = [
+    "DEFAULT_STORE_NAME",
+    "StoreLocation",
+    "Store",
+    "connect",
+    "default_store_path",
+    "parse_location",
+    "is_already_exists",
+    "with_id",
+]
