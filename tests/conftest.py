@@ -1,0 +1,157 @@
+"""Shared fixtures: real stores (SQLite, PostgreSQL, MariaDB), real git/DVC project trees.
+
+PostgreSQL and MariaDB run on this machine (127.0.0.1, trust auth / root with no
+password). Elsewhere their tests skip with a reason; in CI (CMFRUN_REQUIRE_SERVICES=1)
+a missing service makes them fail instead.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Callable, Dict, Iterator, Optional
+
+import pytest
+
+REQUIRE_SERVICES = os.environ.get("CMFRUN_REQUIRE_SERVICES") == "1"
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+MY_HOST, MY_PORT = "127.0.0.1", 3306
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _need(host: str, port: int, what: str) -> None:
+    if _reachable(host, port):
+        return
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{what} at {host}:{port} is not running (CI requires it)")
+    pytest.skip(f"{what} at {host}:{port} is not running")
+
+
+def _drop_pg(db: str) -> None:
+    subprocess.run(
+        ["psql", "-h", PG_HOST, "-U", "postgres", "-d", "postgres", "-qc", f'DROP DATABASE IF EXISTS "{db}"'],
+        capture_output=True,
+    )
+
+
+def _drop_my(db: str) -> None:
+    subprocess.run(["mariadb", "-h", MY_HOST, "-uroot", "-e", f"DROP DATABASE IF EXISTS `{db}`"], capture_output=True)
+
+
+def make_store_uri(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty store location of ``backend``; server databases are dropped afterwards."""
+    if backend == "sqlite":
+        return str(tmp_path / "mlmd")
+    db = f"cmfrun_t_{uuid.uuid4().hex[:12]}"
+    if backend == "postgresql":
+        _need(PG_HOST, PG_PORT, "PostgreSQL")
+        request.addfinalizer(lambda: _drop_pg(db))
+        return f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{db}"
+    _need(MY_HOST, MY_PORT, "MariaDB/MySQL")
+    request.addfinalizer(lambda: _drop_my(db))
+    return f"mysql://root@{MY_HOST}:{MY_PORT}/{db}"
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        pytest.param("mysql", marks=pytest.mark.mysql),
+    ]
+)
+def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh store location, once per backend."""
+    return make_store_uri(request.param, tmp_path, request)
+
+
+@pytest.fixture
+def sqlite_uri(tmp_path: Path) -> str:
+    """A fresh SQLite store path."""
+    return str(tmp_path / "mlmd")
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git in ``cwd`` (with a fixed identity) and return stdout."""
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+    out = subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+class Project:
+    """A real project folder: files, git, DVC. Made by the ``project`` fixture."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def write(self, rel: str, content: str = "", *, binary: Optional[bytes] = None) -> Path:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if binary is not None:
+            path.write_bytes(binary)
+        else:
+            path.write_text(content)
+        return path
+
+    def git_init(self, remote: Optional[str] = None) -> "Project":
+        git(self.root, "init", "-q", "-b", "main")
+        if remote:
+            git(self.root, "remote", "add", "origin", remote)
+        return self
+
+    def commit(self, message: str = "commit") -> str:
+        git(self.root, "add", "-A")
+        git(self.root, "commit", "-qm", message, "--allow-empty")
+        return git(self.root, "rev-parse", "HEAD")
+
+    def dvc_init(self) -> "Project":
+        self.dvc("init", "-q")
+        self.dvc("config", "core.autostage", "false")
+        return self
+
+    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        dvc = shutil.which("dvc") or str(Path(sys.executable).parent / "dvc")
+        proc = subprocess.run([dvc, *args], cwd=self.root, capture_output=True, text=True)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"dvc {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    """An empty project folder (call ``git_init``/``dvc_init`` as needed)."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    return Project(root)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep cmfrun's private hash cache and settings away from the real home folder."""
+    cache = tmp_path_factory.mktemp("xdg-cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    for var in ("CMFRUN_MLMD", "CMFRUN_PIPELINE", "CMFRUN_STAGE", "DVC_STAGE", "DVC_ROOT"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def cli_env(**extra: str) -> Dict[str, str]:
+    """Environment for running the console scripts in a child process."""
+    env = dict(os.environ)
+    env.update(extra)
+    return env

@@ -1,0 +1,95 @@
+"""The store module against real SQLite, PostgreSQL and MariaDB stores."""
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from cmfrun import errors, schema
+from cmfrun.records import COMPLETE, INPUT, OUTPUT, Artifact, Execution, Link
+from cmfrun.recorder import FileRef, RunRecord, new_uuid, record_run
+from cmfrun.store import connect, parse_location
+
+
+def test_round_trip_and_atomic_execution(store_uri: str) -> None:
+    store = connect(store_uri)
+    run = RunRecord(
+        pipeline="p",
+        stage="train",
+        command="python train.py --lr 0.1",
+        uuid=new_uuid(),
+        execution_name="run-1",
+        inputs=[FileRef("data/a.csv", "a" * 32, size=10)],
+        outputs=[FileRef("model.pkl", "b" * 32, type=schema.MODEL)],
+        custom={"lr": 0.1, "epochs": 3},
+    )
+    res = record_run(store, run)
+    again = record_run(store, run)
+    assert again.already_recorded and again.execution_id == res.execution_id
+    [ex] = store.executions_by_id([res.execution_id])
+    assert ex.state == COMPLETE
+    assert ex.properties["Execution"] == "python train.py --lr 0.1"
+    assert ex.properties["Context_Type"] == "p/train"
+    assert ex.custom == {"lr": 0.1, "epochs": 3}
+    events = store.events_by_execution([res.execution_id])
+    assert sorted(e.kind for e in events) == [INPUT, OUTPUT]
+    model = store.artifacts_by_uri(["b" * 32])[0]
+    assert model.type == "Model" and model.name == f"model.pkl:{'b' * 32}:{run.uuid}"
+    assert [c.name for c in store.contexts_by_type(schema.PIPELINE_CONTEXT)] == ["p"]
+
+
+def test_same_hash_is_one_artifact_across_pipelines(store_uri: str) -> None:
+    store = connect(store_uri)
+    h = "c" * 32
+    for pipe in ("p1", "p2"):
+        record_run(store, RunRecord(pipe, "s", "cmd", new_uuid(), inputs=[FileRef("d.csv", h)]))
+    [art] = store.artifacts_by_uri([h])
+    assert art.properties["url"] == f"p1:{h},p2:{h}"
+    assert len(store.events_by_artifact([art.id])) == 2
+
+
+def test_bad_locations(tmp_path: Path) -> None:
+    with pytest.raises(errors.StoreURIError, match="directory"):
+        connect(tmp_path)
+    with pytest.raises(errors.StoreURIError, match="scheme"):
+        connect("ftp://host/db")
+    with pytest.raises(errors.StoreURIError, match="does not exist"):
+        connect(tmp_path / "missing" / "mlmd")
+    bad = tmp_path / "bad"
+    bad.write_text("not a database at all")
+    with pytest.raises(errors.CorruptStoreError):
+        connect(bad)
+    with pytest.raises(errors.NotFoundError):
+        connect(tmp_path / "absent", create=False)
+
+
+def test_unreachable_server_is_one_clear_error() -> None:
+    with pytest.raises(errors.StoreUnavailableError, match="cannot reach"):
+        connect("postgresql://postgres@127.0.0.1:1/x")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_read_only_file(tmp_path: Path) -> None:
+    path = tmp_path / "mlmd"
+    connect(path)
+    path.chmod(stat.S_IRUSR)
+    with pytest.raises(errors.ReadOnlyStoreError):
+        connect(path)
+
+
+def test_read_only_open_refuses_writes(tmp_path: Path) -> None:
+    path = tmp_path / "mlmd"
+    connect(path)
+    ro = connect(path, read_only=True)
+    with pytest.raises(errors.ReadOnlyStoreError):
+        record_run(ro, RunRecord("p", "s", "cmd", new_uuid()))
+
+
+def test_parse_location() -> None:
+    loc = parse_location("postgresql://u:p%40ss@db.example:6543/meta")
+    assert (loc.backend, loc.host, loc.port, loc.user, loc.password, loc.database) == (
+        "postgresql", "db.example", 6543, "u", "p@ss", "meta")
+    assert parse_location("mysql://root@h/db").port == 3306
+    assert parse_location("x/mlmd").backend == "sqlite"
