@@ -1,0 +1,24 @@
+"""Commands: typed functions between the CLI and the core. They return frozen
+dataclasses and never print."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Union
+
+from cmfrun.store import Store
+
+
+def open_store(uri: Union[str, Path], *, create: bool = False, merge: bool = True) -> Store:
+    """Open the store for a ``cmf`` command, first merging pending ``cmfrun --`` journals
+    so every finished run is visible. Readers pass ``create=False``: a wrong path is an
+    error, not a new empty store."""
+    from cmfrun import journal
+    from cmfrun.store import connect
+
+    store = connect(uri, create=create)
+    if merge:
+        journal.merge_pending(store)
+    return store
+
+
+__all__ = ["open_store"]
