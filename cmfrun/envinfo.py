@@ -14,7 +14,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from cmfrun import schema
 
@@ -46,7 +46,7 @@ def _site_dirs(paths: Sequence[str]) -> List[str]:
 
 
 def _scan(dirs: Sequence[str]) -> Tuple[str, ...]:
-    found = {}
+    found: Dict[str, str] = {}
     for d in dirs:
         try:
             names = os.listdir(d)

@@ -109,9 +109,9 @@ class Hasher:
                 odb = self._odb() or LocalHashFileDB(self._fs, os.path.join(_private_state_dir(), "staging"))
                 ignore = self._repo.dvcignore if self._repo is not None else None
                 _, meta, obj = build(odb, p, self._fs, "md5", dry_run=True, ignore=ignore, state=self._state)
-                return ContentHash(obj.hash_info.value, meta.size, meta.nfiles)
+                return ContentHash(str(obj.hash_info.value), meta.size, meta.nfiles)
             meta, info = hash_file(p, self._fs, "md5", state=self._state)
-            return ContentHash(info.value, meta.size)
+            return ContentHash(str(info.value), meta.size)
         except PermissionError:
             raise InputFileError(f"cannot hash {path}: permission denied") from None
 
@@ -137,7 +137,7 @@ class Hasher:
         repo = self._dvc_repo()
         staging, meta, obj = build(odb, p, self._fs, "md5", ignore=repo.dvcignore, state=self._state)
         transfer(staging, odb, {obj.hash_info}, hardlink=False, shallow=False)
-        return ContentHash(obj.hash_info.value, meta.size, meta.nfiles)
+        return ContentHash(str(obj.hash_info.value), meta.size, meta.nfiles)
 
     def remote_root(self) -> str:
         """The default DVC remote's URL (``""`` when there is none or outside DVC)."""

@@ -164,8 +164,9 @@ def plan_links(store: Store, run: RunRecord, pipeline: str) -> Tuple[List[Link],
         if (ref.md5, kind) in seen:
             continue
         seen.add((ref.md5, kind))
-        art = existing.get(ref.md5)
-        if art is not None:
+        found = existing.get(ref.md5)
+        if found is not None:
+            art = found
             url = str(art.properties.get("url", ""))
             if "url" in art.properties and url:
                 location = url.split(",")[0].split(":", 1)[-1]

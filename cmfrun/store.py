@@ -21,7 +21,7 @@ import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import unquote, urlparse
 
 from cmfrun import errors, schema
@@ -30,8 +30,10 @@ from cmfrun.records import Artifact, Context, Event, Execution, Link, Props, Val
 os.environ.setdefault("GLOG_minloglevel", "2")
 from ml_metadata import errors as mlmd_errors  # noqa: E402
 from ml_metadata.metadata_store import metadata_store  # noqa: E402
-from ml_metadata.proto import metadata_store_pb2 as pb  # noqa: E402
+from ml_metadata.proto import metadata_store_pb2 as _pb  # noqa: E402
 
+# The protobuf classes are generated at import time; mypy cannot see them.
+pb: Any = _pb
 log = logging.getLogger(__name__)
 
 DEFAULT_STORE_NAME = "mlmd"
@@ -211,7 +213,7 @@ def _quiet_stderr(enabled: bool) -> Iterator[None]:
         os.close(saved)
 
 
-def _set_value(target: "pb.Value", value: Value) -> None:
+def _set_value(target: Any, value: Value) -> None:
     if isinstance(value, bool):
         target.int_value = int(value)
     elif isinstance(value, int):
@@ -222,7 +224,7 @@ def _set_value(target: "pb.Value", value: Value) -> None:
         target.string_value = str(value)
 
 
-def _get_value(value: "pb.Value") -> Value:
+def _get_value(value: Any) -> Value:
     kind = value.WhichOneof("value")
     if kind == "int_value":
         return int(value.int_value)
@@ -235,11 +237,11 @@ def _get_value(value: "pb.Value") -> Value:
     return str(value)
 
 
-def _props(mapping: "Mapping[str, pb.Value]") -> Dict[str, Value]:
+def _props(mapping: Any) -> Dict[str, Value]:
     return {k: _get_value(v) for k, v in mapping.items()}
 
 
-def _fill(target: "Mapping[str, pb.Value]", values: Props) -> None:
+def _fill(target: Any, values: Props) -> None:
     for key, value in values.items():
         if value is None:
             continue
@@ -249,7 +251,7 @@ def _fill(target: "Mapping[str, pb.Value]", values: Props) -> None:
 class Store:
     """An open MLMD store. Create with :func:`connect`; pass it in, never keep it global."""
 
-    def __init__(self, mlmd: "metadata_store.MetadataStore", location: StoreLocation, *, read_only: bool = False):
+    def __init__(self, mlmd: Any, location: StoreLocation, *, read_only: bool = False):
         self._mlmd = mlmd
         self.location = location
         self.read_only = read_only
@@ -396,7 +398,7 @@ class Store:
         return [t.name for t in getattr(self._mlmd, f"get_{kind}_types")()]
 
     # -- conversion --------------------------------------------------------------------------
-    def _context(self, p: "pb.Context") -> Context:
+    def _context(self, p: Any) -> Context:
         return Context(
             type=self._type_name("context", p.type_id),
             name=p.name,
@@ -407,7 +409,7 @@ class Store:
             update_ms=int(p.last_update_time_since_epoch),
         )
 
-    def _artifact(self, p: "pb.Artifact") -> Artifact:
+    def _artifact(self, p: Any) -> Artifact:
         return Artifact(
             type=self._type_name("artifact", p.type_id),
             name=p.name,
@@ -419,7 +421,7 @@ class Store:
             update_ms=int(p.last_update_time_since_epoch),
         )
 
-    def _execution(self, p: "pb.Execution") -> Execution:
+    def _execution(self, p: Any) -> Execution:
         return Execution(
             type=self._type_name("execution", p.type_id),
             name=p.name,
@@ -431,7 +433,7 @@ class Store:
             update_ms=int(p.last_update_time_since_epoch),
         )
 
-    def _event(self, p: "pb.Event") -> Event:
+    def _event(self, p: Any) -> Event:
         path = tuple(s.key for s in p.path.steps if s.HasField("key"))
         return Event(
             artifact_id=int(p.artifact_id),
@@ -441,7 +443,7 @@ class Store:
             ms=int(p.milliseconds_since_epoch),
         )
 
-    def _context_proto(self, c: Context) -> "pb.Context":
+    def _context_proto(self, c: Context) -> Any:
         p = pb.Context(type_id=self._context_type_id(c.type), name=c.name)
         if c.id is not None:
             p.id = c.id
@@ -449,7 +451,7 @@ class Store:
         _fill(p.custom_properties, c.custom)
         return p
 
-    def _artifact_proto(self, a: Artifact) -> "pb.Artifact":
+    def _artifact_proto(self, a: Artifact) -> Any:
         p = pb.Artifact(type_id=self._artifact_type_id(a.type), name=a.name, uri=a.uri)
         if a.id is not None:
             p.id = a.id
@@ -457,7 +459,7 @@ class Store:
         _fill(p.custom_properties, a.custom)
         return p
 
-    def _execution_proto(self, e: Execution) -> "pb.Execution":
+    def _execution_proto(self, e: Execution) -> Any:
         p = pb.Execution(type_id=self._execution_type_id(e.type))
         if e.name:
             p.name = e.name
@@ -469,7 +471,7 @@ class Store:
         return p
 
     @staticmethod
-    def _event_proto(kind: str, path_key: Optional[str], artifact_id: int = 0, execution_id: int = 0) -> "pb.Event":
+    def _event_proto(kind: str, path_key: Optional[str], artifact_id: int = 0, execution_id: int = 0) -> Any:
         ev = pb.Event(type=_EVENT[kind])
         if artifact_id:
             ev.artifact_id = artifact_id
