@@ -37,6 +37,11 @@ class Context:
     create_ms: int = 0
     update_ms: int = 0
 
+    @property
+    def custom_properties(self) -> Props:
+        """MLMD's name for ``custom`` (so API callers can write ``x.custom_properties`` as with CMF)."""
+        return self.custom
+
 
 @dataclass(frozen=True)
 class Artifact:
@@ -50,6 +55,11 @@ class Artifact:
     id: Optional[int] = None
     create_ms: int = 0
     update_ms: int = 0
+
+    @property
+    def custom_properties(self) -> Props:
+        """MLMD's name for ``custom`` (so API callers can write ``x.custom_properties`` as with CMF)."""
+        return self.custom
 
     @property
     def path(self) -> str:
@@ -69,6 +79,11 @@ class Execution:
     id: Optional[int] = None
     create_ms: int = 0
     update_ms: int = 0
+
+    @property
+    def custom_properties(self) -> Props:
+        """MLMD's name for ``custom`` (so API callers can write ``x.custom_properties`` as with CMF)."""
+        return self.custom
 
 
 @dataclass(frozen=True)
