@@ -693,6 +693,29 @@ class Store:
         with self._writing():
             self._mlmd.put_attributions_and_associations(attr, assoc)
 
+    def put_contexts(self, contexts: Sequence[Context], parent_id: Optional[int] = None) -> List[int]:
+        """Create several contexts at once (each linked under ``parent_id``); returns their ids.
+
+        Ingest uses it to create hundreds of stage contexts without one transaction each.
+        """
+        if not contexts:
+            return []
+        with self._writing():
+            _, _, cids = self._mlmd.put_lineage_subgraph([], [], [self._context_proto(c) for c in contexts], [])
+            if parent_id is not None:
+                self._mlmd.put_parent_contexts([pb.ParentContext(child_id=int(c), parent_id=parent_id) for c in cids])
+        return [int(c) for c in cids]
+
+    def put_links(self, associations: Sequence[Tuple[int, int]] = (), attributions: Sequence[Tuple[int, int]] = ()) -> None:
+        """Add ``(context id, execution id)`` associations and ``(context id, artifact id)``
+        attributions in one call (existing links are kept)."""
+        assoc = [pb.Association(context_id=c, execution_id=e) for c, e in associations]
+        attr = [pb.Attribution(context_id=c, artifact_id=a) for c, a in attributions]
+        if not assoc and not attr:
+            return
+        with self._writing():
+            self._mlmd.put_attributions_and_associations(attr, assoc)
+
     def update_execution(self, execution: Execution) -> int:
         """Write an execution record (create when ``id`` is unset); returns its id."""
         with self._writing():
