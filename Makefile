@@ -4,6 +4,9 @@ PYTHON ?= $(shell for p in python3.11 python3.10 python3.9 python3; do command -
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# HPE's cmflib 0.1.0 in its own virtualenv (it pins ml-metadata 1.15): the tests read our stores with it.
+CMFLIB_VENV ?= .venv-cmflib
+CMFLIB_STAMP := $(CMFLIB_VENV)/.installed
 
 .PHONY: demo test bench install clean typecheck
 
@@ -13,10 +16,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]' -r example-get-started/requirements.txt
 	touch $(STAMP)
 
+$(CMFLIB_STAMP):
+	$(PYTHON) -m venv $(CMFLIB_VENV)
+	$(CMFLIB_VENV)/bin/pip install -q --upgrade pip
+	$(CMFLIB_VENV)/bin/pip install -q cmflib==0.1.0
+	touch $(CMFLIB_STAMP)
+
 install: $(STAMP)
 
-test: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+test: $(STAMP) $(CMFLIB_STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" CMFRUN_CMFLIB_PYTHON="$(CURDIR)/$(CMFLIB_VENV)/bin/python" \
+		$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python example-get-started/demo.py $(DEMO_ARGS)
@@ -28,4 +38,4 @@ typecheck: $(STAMP)
 	$(BIN)/python -m mypy cmfrun
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(CMFLIB_VENV) .pytest_cache build *.egg-info
