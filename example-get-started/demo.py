@@ -122,6 +122,14 @@ class Demo:
         ids = [_execution_id(r) for r in rows]
         return str(max(ids, key=lambda i: int(i) if str(i).isdigit() else -1))
 
+    def show_unchanged_inputs(self, a: str, b: str) -> None:
+        """`cmf diff` shows only what differs; name the inputs that did not (the data)."""
+        out = self.run("cmf", "diff", a, b, "--all", "--json", capture=True, what="cmf diff --all --json")
+        same = [r for r in _rows(json.loads(out)) if str(r.get("field", "")).startswith("input ") and r.get("same")]
+        if same:
+            print("Same in both (not shown above): "
+                  + ", ".join(f"{r['field'][len('input '):]} {str(r.get('a', ''))[:12]}" for r in same), flush=True)
+
     def change_param(self) -> str:
         params = self.dest / "params.yaml"
         text = params.read_text()
@@ -182,6 +190,7 @@ class Demo:
 
         self.step(f"What changed between the two `train` executions ({first_train} and {second_train})")
         self.run("cmf", "diff", first_train, second_train)
+        self.show_unchanged_inputs(first_train, second_train)
 
         elapsed = time.monotonic() - started
         store = self.dest / "mlmd"
