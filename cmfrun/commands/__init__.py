@@ -3,12 +3,13 @@ dataclasses and never print."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
-from cmfrun.store import Store
+if TYPE_CHECKING:  # the cmfrun wrapper imports cmfrun.commands.run: keep ml_metadata off its hot path
+    from cmfrun.store import Store
 
 
-def open_store(uri: Union[str, Path], *, create: bool = False, merge: bool = True) -> Store:
+def open_store(uri: Union[str, Path], *, create: bool = False, merge: bool = True) -> "Store":
     """Open the store for a ``cmf`` command, first merging pending ``cmfrun --`` journals
     so every finished run is visible. Readers pass ``create=False``: a wrong path is an
     error, not a new empty store."""
