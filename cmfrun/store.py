@@ -543,6 +543,16 @@ class Store:
             return [self._execution(e) for e in self._mlmd.get_executions(list_options=opts)]
         return [self._execution(e) for e in self._mlmd.get_executions()]
 
+    def newest_executions(self, filter_query: str = "", limit: int = 100) -> List[Execution]:
+        """The ``limit`` newest executions (highest ids first) matching an MLMD filter query.
+
+        One query that reads only ``limit`` records: listing stays fast on big stores.
+        """
+        opts = metadata_store.ListOptions(
+            limit=limit, order_by=metadata_store.OrderByField.ID, is_asc=False, filter_query=filter_query
+        )
+        return [self._execution(e) for e in self._mlmd.get_executions(list_options=opts)]
+
     # -- reads: artifacts --------------------------------------------------------------------
     def artifacts_by_id(self, ids: Iterable[int]) -> List[Artifact]:
         """Artifacts by id, batched."""
