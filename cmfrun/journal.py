@@ -1,12 +1,390 @@
-"""Per-run journal files merged into the store (filled in by the wrapper issue)."""
+"""Per-run journal files, merged into the store by whoever can take its lock.
+
+Many wrapped commands may finish at once (``make -j8``, ``dvc exp run --jobs``,
+a Slurm array) against one SQLite store. Instead of queueing on the store,
+each ``cmfrun --`` run writes its record atomically (temp file +
+``os.replace``) to its own journal file::
+
+    <store folder>/.cmfrun-journal/<uuid>.json     (SQLite stores)
+    <project root>/.cmfrun-journal/<uuid>.json     (server stores, or when the
+                                                    store folder is read-only)
+
+and then merges pending journals when it can take the store's write lock
+*without waiting*. Whoever holds the lock merges every finished journal,
+rescans until none is left, and rescans once more after releasing it; since
+a journal is always written before its writer tries the lock, no journal is
+stranded. Any later command that opens the store (``cmf ...`` through
+:func:`cmfrun.commands.open_store`) merges what is left.
+
+A journal is written twice: ``RUNNING`` (with the wrapper's pid) before the
+child starts, final after it ends. A RUNNING journal whose process is alive
+is left alone; one whose process is gone (the wrapper was killed) is merged
+as FAILED. A journal being merged is first renamed to ``<uuid>.json.claimed-<pid>``
+so two mergers (server stores have no file lock) never write it twice; the
+execution name is the run's uuid, so a retry after a crash is idempotent.
+
+This module is imported on the wrapper's hot path: it must not import the
+store (ml_metadata) at module level.
+
+Example::
+
+    from cmfrun.store import connect
+    merged = merge_pending(connect("mlmd"))
+"""
 from __future__ import annotations
 
-from cmfrun.store import Store
+import json
+import logging
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple, Union
+from urllib.parse import unquote, urlparse
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cmfrun.recorder import RunRecord
+    from cmfrun.store import Store, StoreLocation
+
+log = logging.getLogger(__name__)
+
+JOURNAL_DIR = ".cmfrun-journal"
+JOURNAL_VERSION = 1
+SUFFIX = ".json"
+CLAIM = ".claimed-"
+BAD = ".bad"
+#: How long ``merge_pending(wait=True)`` waits for journals another live merger has claimed.
+CLAIM_WAIT_S = 60.0
 
 
-def merge_pending(store: Store, *, wait: bool = True) -> int:
-    """Merge every finished run journal waiting beside ``store``; returns how many were merged."""
+# -- locations ------------------------------------------------------------------------------
+def is_server_uri(store: str) -> bool:
+    """Whether ``store`` names a server store (postgresql://, mysql://)."""
+    return "://" in store and urlparse(store).scheme.lower() not in ("sqlite", "file")
+
+
+def sqlite_path(store: str) -> Path:
+    """The file of a SQLite store given as a path or ``sqlite://`` URI."""
+    if "://" in store:
+        return Path(unquote(urlparse(store).path)).absolute()
+    return Path(store).expanduser().absolute()
+
+
+def journal_dir(store: str, root: Path) -> Path:
+    """Where runs against ``store`` (from project ``root``) put their journals."""
+    if is_server_uri(store):
+        return root / JOURNAL_DIR
+    return sqlite_path(store).parent / JOURNAL_DIR
+
+
+def store_key(store: str) -> str:
+    """A normal form of a store location used to match journals to a store."""
+    if not is_server_uri(store):
+        return "sqlite:" + str(sqlite_path(store))
+    p = urlparse(store)
+    scheme = {"postgres": "postgresql", "mariadb": "mysql"}.get(p.scheme.lower(), p.scheme.lower())
+    port = p.port or (5432 if scheme == "postgresql" else 3306)
+    return f"{scheme}://{p.hostname}:{port}/{p.path.lstrip('/')}"
+
+
+def _location_key(location: "StoreLocation") -> str:
+    if location.backend == "sqlite":
+        return "sqlite:" + str(Path(str(location.path)).absolute())
+    return f"{location.backend}://{location.host}:{location.port}/{location.database}"
+
+
+# -- writing --------------------------------------------------------------------------------
+def write(path: Path, data: Dict[str, Any]) -> None:
+    """Write ``data`` to ``path`` atomically (a reader sees the old or the new file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def new_entry(store: str, run: Dict[str, Any], *, state: str) -> Dict[str, Any]:
+    """A journal document for ``run`` (RunRecord fields, FileRefs as dicts)."""
+    return {
+        "version": JOURNAL_VERSION,
+        "store": store,
+        "store_key": store_key(store),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "state": state,
+        "run": run,
+    }
+
+
+# -- reading and merging --------------------------------------------------------------------
+def to_run_record(entry: Dict[str, Any]) -> "RunRecord":
+    """Turn a journal document back into a :class:`~cmfrun.recorder.RunRecord`."""
+    from cmfrun.recorder import FileRef, RunRecord
+
+    run = dict(entry["run"])
+    run["inputs"] = tuple(_ref(FileRef, r) for r in run.get("inputs", ()))
+    run["outputs"] = tuple(_ref(FileRef, r) for r in run.get("outputs", ()))
+    if entry.get("state") == "RUNNING":
+        # The wrapper died before the child ended (or before it could say how).
+        run["state"] = "FAILED"
+        run.setdefault("custom", {})
+        run["custom"] = {**run["custom"], "cmfrun_note": "wrapper ended before the command finished"}
+    known = set(RunRecord.__dataclass_fields__)
+    return RunRecord(**{k: v for k, v in run.items() if k in known})
+
+
+def _ref(cls: Any, data: Dict[str, Any]) -> Any:
+    known = set(cls.__dataclass_fields__)
+    return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _dirs_for(store: "Store", extra: Optional[List[Path]] = None) -> List[Path]:
+    dirs: List[Path] = []
+    if store.location.backend == "sqlite" and store.location.path is not None:
+        dirs.append(Path(store.location.path).absolute().parent / JOURNAL_DIR)
+    try:
+        from cmfrun.config import find_root
+
+        dirs.append(find_root(Path.cwd()) / JOURNAL_DIR)
+    except OSError:
+        pass
+    for d in extra or []:
+        dirs.append(Path(d))
+    out: List[Path] = []
+    for d in dirs:
+        if d not in out:
+            out.append(d)
+    return out
+
+
+def _load(path: Path) -> Optional[Dict[str, Any]]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("journal %s unreadable (%s): moved aside as %s%s", path, exc, path.name, BAD)
+        try:
+            os.replace(path, path.with_name(path.name + BAD))
+        except OSError:
+            pass
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _mine(entry: Dict[str, Any], key: str) -> bool:
+    return entry.get("store_key") == key or store_key(str(entry.get("store", ""))) == key
+
+
+def _finished(entry: Dict[str, Any]) -> bool:
+    if entry.get("state") != "RUNNING":
+        return True
+    if entry.get("host") != socket.gethostname():
+        return False  # another machine's run: only that machine can tell if it is alive
+    return not _pid_alive(int(entry.get("pid", 0) or 0))
+
+
+def pending(store: "Store", extra_dirs: Optional[List[Path]] = None) -> List[Path]:
+    """Finished journals waiting for ``store`` (oldest first)."""
+    key = _location_key(store.location)
+    found: List[Tuple[float, Path]] = []
+    for d in _dirs_for(store, extra_dirs):
+        try:
+            names = os.listdir(d)
+        except OSError:
+            continue
+        for name in names:
+            path = d / name
+            if name.endswith(SUFFIX) and not name.startswith("."):
+                entry = _load(path)
+                if entry is None or not _mine(entry, key) or not _finished(entry):
+                    continue
+            elif CLAIM in name and not name.startswith("."):
+                # A claim whose merger died: take it over.
+                try:
+                    pid = int(name.rsplit(CLAIM, 1)[1])
+                except ValueError:
+                    continue
+                if _pid_alive(pid):
+                    continue
+                entry = _load(path)
+                if entry is None or not _mine(entry, key):
+                    continue
+            else:
+                continue
+            try:
+                found.append((path.stat().st_mtime, path))
+            except FileNotFoundError:
+                continue
+    return [p for _, p in sorted(found)]
+
+
+def _claimed_by_others(store: "Store", extra_dirs: Optional[List[Path]]) -> List[Path]:
+    out = []
+    for d in _dirs_for(store, extra_dirs):
+        try:
+            names = os.listdir(d)
+        except OSError:
+            continue
+        for name in names:
+            if CLAIM in name and not name.startswith("."):
+                try:
+                    pid = int(name.rsplit(CLAIM, 1)[1])
+                except ValueError:
+                    continue
+                if pid != os.getpid() and _pid_alive(pid):
+                    out.append(d / name)
+    return out
+
+
+def merge_file(store: "Store", path: Path) -> bool:
+    """Claim, record and delete one journal; ``False`` if another merger took it first."""
+    from cmfrun.recorder import record_run
+
+    base = path.name.split(CLAIM, 1)[0]
+    claimed = path.with_name(f"{base}{CLAIM}{os.getpid()}")
+    try:
+        os.replace(path, claimed)
+    except FileNotFoundError:
+        return False
+    entry = _load(claimed)
+    if entry is None:
+        return False
+    try:
+        record_run(store, to_run_record(entry))
+    except BaseException:
+        # Put it back so the next merge retries: nothing recorded is lost.
+        try:
+            os.replace(claimed, path.with_name(base))
+        except OSError:
+            pass
+        raise
+    os.unlink(claimed)
+    return True
+
+
+def merge_pending(store: "Store", *, wait: bool = True, extra_dirs: Optional[List[Path]] = None) -> int:
+    """Merge every finished run journal waiting for ``store``; returns how many were merged.
+
+    With ``wait=False`` it returns 0 at once when another process holds the
+    store's write lock (that process merges them). Read-only stores merge nothing.
+    """
+    if store.read_only:
+        return 0
+    total = 0
+    deadline = time.monotonic() + CLAIM_WAIT_S
+    while True:
+        todo = pending(store, extra_dirs)
+        if not todo:
+            if wait and _claimed_by_others(store, extra_dirs) and time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            return total
+        with store.write_lock(blocking=wait) as held:
+            if not held:
+                return total
+            while todo:
+                for path in todo:
+                    if merge_file(store, path):
+                        total += 1
+                todo = pending(store, extra_dirs)
+        # Released: loop to rescan, catching journals whose writers found the lock taken.
+
+
+# -- background merge -------------------------------------------------------------------------
+def spawn_merger(store: str, root: Path, extra_dirs: Optional[List[Path]] = None) -> None:
+    """Start ``python -m cmfrun.journal`` detached (own session, no terminal) to merge
+    pending journals without making the wrapped command wait for ml_metadata."""
+    import subprocess
+
+    argv = [sys.executable, "-m", "cmfrun.journal", "--store", store, "--root", str(root)]
+    for d in extra_dirs or []:
+        argv += ["--dir", str(d)]
+    log_path = journal_dir(store, root) / "merge.log"
+    try:
+        err: Any = open(log_path, "ab")
+    except OSError:
+        err = subprocess.DEVNULL
+    try:
+        subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+            close_fds=True,
+            cwd=str(root),
+        )
+    finally:
+        if err is not subprocess.DEVNULL:
+            err.close()
+
+
+def merge_now(store: str, *, wait: bool, extra_dirs: Optional[List[Path]] = None) -> int:
+    """Open ``store`` (creating it if needed) and merge its pending journals."""
+    from cmfrun.store import connect
+
+    st = connect(store, create=True)
+    try:
+        return merge_pending(st, wait=wait, extra_dirs=extra_dirs)
+    finally:
+        st.close()
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``python -m cmfrun.journal --store URI [--root DIR] [--wait]``: the background merger."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m cmfrun.journal", description=main.__doc__)
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--root", default=".")
+    parser.add_argument("--dir", action="append", default=[])
+    parser.add_argument("--wait", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        merge_now(args.store, wait=args.wait, extra_dirs=[Path(d) for d in args.dir])
+    except Exception as exc:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        print(f"{stamp} cmfrun: journals not merged into {args.store}: {exc}", file=sys.stderr)
+        return 3
     return 0
 
 
-__all__ = ["merge_pending"]
+__all__ = [
+    "JOURNAL_DIR",
+    "journal_dir",
+    "store_key",
+    "write",
+    "new_entry",
+    "to_run_record",
+    "pending",
+    "merge_file",
+    "merge_pending",
+    "spawn_merger",
+    "merge_now",
+    "main",
+]
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
