@@ -152,7 +152,7 @@ def dump_pipeline(store: "Store", pipeline_name: str, exec_id: Optional[int] = N
             s = _node(stage, tid("context", stage.type))
             s["type"] = stage.type
             s["executions"] = []
-            execs = store.executions_by_context(int(stage.id or 0))
+            execs = sorted(store.executions_by_context(int(stage.id or 0)), key=lambda e: e.id or 0)
             if exec_id is not None:
                 execs = [e for e in execs if e.id == int(exec_id)]
             events = store.events_by_execution([int(e.id or 0) for e in execs])
@@ -224,7 +224,9 @@ class CmfQuery:
     def get_all_exe_in_stage(self, stage_name: str) -> List[Execution]:
         """Execution records of a stage (CMF returns MLMD protobufs here)."""
         stage = self._stage(stage_name)
-        return self.store.executions_by_context(int(stage.id or 0)) if stage else []
+        if stage is None:
+            return []
+        return sorted(self.store.executions_by_context(int(stage.id or 0)), key=lambda e: e.id or 0)
 
     def get_all_executions_in_stage(self, stage_name: str) -> "pd.DataFrame":
         """Executions of a stage as a DataFrame: id, name, properties, ``custom_properties_*``."""

@@ -77,12 +77,21 @@ def pipeline_list(mlmd: Optional[str], as_json: bool) -> None:
     default=None,
     help="Only executions in this state.",
 )
+@click.option("-n", "--last", "last", type=click.IntRange(min=1), default=100, show_default=True, help="Show only the newest N matches.")
+@click.option("--all", "show_all", is_flag=True, help="Show every match (slow on very big stores).")
 @json_option
 @handle_errors
 def execution_list(
-    mlmd: Optional[str], pipeline: Optional[str], stage: Optional[str], uuid: Optional[str], state: Optional[str], as_json: bool
+    mlmd: Optional[str],
+    pipeline: Optional[str],
+    stage: Optional[str],
+    uuid: Optional[str],
+    state: Optional[str],
+    last: int,
+    show_all: bool,
+    as_json: bool,
 ) -> None:
-    """List executions, oldest first.
+    """List executions, oldest first (the newest 100 unless -n N or --all).
 
     Example: cmf execution list -p demo --state failed
     """
@@ -90,7 +99,8 @@ def execution_list(
     from cmfrun.commands import inspect
 
     store, _ = _open(mlmd)
-    items = inspect.list_executions(store, pipeline=pipeline, stage=stage, uuid=uuid, state=state)
+    limit = None if show_all else last
+    items = inspect.list_executions(store, pipeline=pipeline, stage=stage, uuid=uuid, state=state, limit=limit)
     if as_json:
         click.echo(render.to_json(items))
         return
@@ -109,6 +119,8 @@ def execution_list(
         for e in items
     ]
     click.echo(render.table(["id", "pipeline", "stage", "state", "exit", "uuid", "created", "took", "command"], rows))
+    if limit is not None and len(items) == limit:
+        click.echo(f"(the newest {limit} shown: -n N or --all for more)", err=True)
 
 
 # -- artifact list ----------------------------------------------------------------------------

@@ -257,6 +257,11 @@ def _pipeline(store: Store, name: str) -> Context:
     return ctx
 
 
+def _is_id(text: str) -> bool:
+    # Long digit strings are hashes, not ids (MLMD ids are int64).
+    return text.isdigit() and len(text) <= 15
+
+
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -270,7 +275,7 @@ def find_executions(store: Store, ref: str) -> List[Execution]:
     """Executions a reference names: id, ``execution:<id>``, uuid or uuid prefix, or name."""
     ref = ref.strip()
     text = ref.split(":", 1)[1] if ref.startswith("execution:") else ref
-    if text.isdigit():
+    if _is_id(text):
         return store.executions_by_id([int(text)])
     if ref.startswith("execution:") or _UUIDISH.match(text) or len(text) >= 8:
         # Wrapper executions are named after their uuid: try that cheap filter first.
@@ -304,10 +309,10 @@ def find_artifacts(store: Store, ref: str, root: Optional[Path] = None) -> List[
     """Artifacts a reference names, newest first: ``artifact:<id>``, full name, hash
     (or a prefix of 7+ hex characters), or file path (every version)."""
     ref = ref.strip()
-    if ref.startswith("artifact:") and ref[9:].isdigit():
+    if ref.startswith("artifact:") and _is_id(ref[9:]):
         return store.artifacts_by_id([int(ref[9:])])
     found = store.artifacts(f"name = {_quote(ref)}")
-    if not found and ref.isdigit():
+    if not found and _is_id(ref):
         found = store.artifacts_by_id([int(ref)])
     if not found and _HEX.match(ref):
         found = store.artifacts_by_uri([ref]) or [
@@ -377,27 +382,48 @@ def list_executions(
     stage: Optional[str] = None,
     uuid: Optional[str] = None,
     state: Optional[str] = None,
+    limit: Optional[int] = None,
 ) -> List[ExecutionInfo]:
-    """Executions, oldest first, narrowed by pipeline, stage (short or full name), uuid (prefix) and state."""
+    """Executions, oldest first, narrowed by pipeline, stage (short or full name), uuid
+    (prefix) and state; ``limit`` keeps only the newest ``limit`` matches.
+
+    Pipeline, stage and state become one MLMD filter query, so only matching
+    records are read; with ``limit`` only that many.
+    """
+    clauses: List[str] = []
     if pipeline:
-        pipe = _pipeline(store, pipeline)
-        stages = store.child_contexts(int(pipe.id or 0))
+        _pipeline(store, pipeline)
         if stage:
-            wanted = {stage, schema.stage_context_name(pipeline, stage)}
-            stages = [s for s in stages if s.name in wanted]
-            if not stages:
+            full = stage if stage.startswith(pipeline + "/") else schema.stage_context_name(pipeline, stage)
+            if store.context(schema.STAGE_CONTEXT, full) is None:
                 raise errors.NotFoundError(f"pipeline {pipeline!r} has no stage {stage!r}")
-        execs = [e for s in stages for e in store.executions_by_context(int(s.id or 0))]
+            clauses.append(f"contexts_a.name = {_quote(full)}")
+        else:
+            clauses.append(f"contexts_a.name LIKE {_quote(pipeline + '/%')}")
+    elif stage:
+        clauses.append(f"(contexts_a.name = {_quote(stage)} OR contexts_a.name LIKE {_quote('%/' + stage)})")
+    if clauses:
+        clauses.insert(0, f"contexts_a.type = {_quote(schema.STAGE_CONTEXT)}")
+    if state:
+        if state.upper() not in ("RUNNING", "COMPLETE", "FAILED", "CANCELED", "UNKNOWN", "NEW", "CACHED"):
+            raise errors.UsageError(f"unknown execution state {state!r}")
+        clauses.append(f"last_known_state = {state.upper()}")
+    query = " AND ".join(clauses)
+    if limit is not None and not uuid:
+        execs = store.newest_executions(query, limit) if limit > 0 else []
     else:
-        execs = store.executions()
+        execs = store.executions(query)
     infos = [execution_info(e) for e in execs]
+    if pipeline:
+        infos = [i for i in infos if i.pipeline == pipeline]
     if stage and not pipeline:
         infos = [i for i in infos if stage in (i.stage, f"{i.pipeline}/{i.stage}")]
     if uuid:
         infos = [i for i in infos if any(u.startswith(uuid) for u in i.uuid.split(","))]
-    if state:
-        infos = [i for i in infos if i.state.lower() == state.lower()]
-    return sorted(infos, key=lambda i: (i.create_ms, i.id))
+    infos.sort(key=lambda i: (i.create_ms, i.id))
+    if limit is not None and len(infos) > limit:
+        infos = infos[-limit:] if limit > 0 else []
+    return infos
 
 
 def list_artifacts(
