@@ -237,3 +237,34 @@ def test_real_cmf_process(demo) -> None:
     assert json.loads(out.stdout)["root"]["kind"] == "artifact"
     bad = subprocess.run([str(exe), "show", "nope", "-f", uri], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+def test_on_real_wrapped_runs(project, monkeypatch) -> None:
+    """Stores written by `cmfrun --` (journals merged by the read commands), incl. a failure."""
+    project.git_init()
+    project.write("raw.csv", "x,y\n1,2\n")
+    project.commit("data")
+    cmfrun = str(Path(sys.executable).parent / "cmfrun")
+    py = sys.executable
+    steps = [
+        (["-s", "prep", "--in", "raw.csv", "--out", "mid.csv"], "open('mid.csv','w').write(open('raw.csv').read()*2)", 0),
+        (["-s", "train", "--in", "mid.csv", "--model", "model.bin"], "open('model.bin','w').write('m1')", 0),
+        (["-s", "train", "--in", "mid.csv", "--model", "model.bin"], "import sys; sys.exit(3)", 3),
+    ]
+    for opts, code, rc in steps:
+        proc = subprocess.run([cmfrun, "-p", "wrapped", *opts, "--", py, "-c", code], cwd=project.root,
+                              capture_output=True, text=True)
+        assert proc.returncode == rc, proc.stderr
+    monkeypatch.chdir(project.root)
+    execs = json.loads(run(["execution", "list", "-p", "wrapped", "--json"]).output)
+    assert [e["stage"] for e in execs] == ["prep", "train", "train"]
+    assert execs[2]["state"] == "FAILED" and execs[2]["exit_code"] == 3
+    lin = json.loads(run(["lineage", "model.bin", "--up", "--json"]).output)
+    assert sorted(a["path"] for a in lin["up"]["artifacts"] if a["type"] != "Environment") == [
+        "mid.csv", "model.bin", "raw.csv"]
+    shown = json.loads(run(["show", "raw.csv", "--json"]).output)
+    assert shown["kind"] == "artifact" and len(shown["executions"]) == 1
+    diff = json.loads(run(["diff", str(execs[1]["id"]), str(execs[2]["id"]), "--json"]).output)
+    assert {"command", "state"} <= {r["field"] for r in diff["rows"]}
+    exported = json.loads(run(["metadata", "export", "-p", "wrapped", "-j", "-"]).output)
+    assert len(exported["Pipeline"][0]["stages"]) == 2
