@@ -191,10 +191,14 @@ class CmfQuery:
     """
 
     def __init__(self, filepath: str = "mlmd") -> None:
-        from cmfrun.commands import open_store
+        from cmfrun import journal
+        from cmfrun.store import connect
 
         self.filepath = str(filepath)
-        self.store: "Store" = open_store(self.filepath, create=False)
+        # Same as cmfrun.commands.open_store (this layer may not import commands):
+        # refuse a missing path, then merge pending `cmfrun --` journals.
+        self.store: "Store" = connect(self.filepath, create=False)
+        journal.merge_pending(self.store)
 
     # -- pipelines and stages -----------------------------------------------------------------
     def _pipelines(self, name: Optional[str] = None) -> List[Context]:
