@@ -305,7 +305,7 @@ class CmfQuery:
 
     def get_all_artifacts_by_context(self, pipeline_name: str) -> "pd.DataFrame":
         """Artifacts attributed to the stages of a pipeline (CMF's rule) as a DataFrame."""
-        rows = []
+        rows: List[Dict[str, Any]] = []
         for pipe in self._pipelines(pipeline_name):
             for stage in self.store.child_contexts(int(pipe.id or 0)):
                 rows.extend(artifact_row(a) for a in self.store.artifacts_by_context(int(stage.id or 0)))

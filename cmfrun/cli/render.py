@@ -29,7 +29,7 @@ def to_json(value: Any) -> str:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         value = dataclasses.asdict(value)
     elif isinstance(value, list):
-        value = [dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for v in value]
+        value = [default(v) if dataclasses.is_dataclass(v) else v for v in value]
     return json.dumps(value, indent=2, default=default)
 
 
@@ -207,10 +207,10 @@ def dot(result: LineageResult) -> str:
         extra = f', style="{",".join(style)}"' if style else ""
         extra += ", fillcolor=mistyrose" if e.state == "FAILED" else ""
         lines.append(f'  "e{eid}" [shape=ellipse, label="{_dot_escape(execution_label(e))}"{extra}];')
-    for e, a, k in sorted(edges):
-        if e not in execs or a not in arts:
+    for eid, aid, k in sorted(edges):
+        if eid not in execs or aid not in arts:
             continue
-        lines.append(f'  "a{a}" -> "e{e}";' if k == INPUT else f'  "e{e}" -> "a{a}";')
+        lines.append(f'  "a{aid}" -> "e{eid}";' if k == INPUT else f'  "e{eid}" -> "a{aid}";')
     lines.append("}")
     return "\n".join(lines)
 
@@ -232,10 +232,10 @@ def mermaid(result: LineageResult) -> str:
         lines.append(f'  e{eid}(["{_mermaid_escape(execution_label(e))}"])')
         if e.state == "FAILED":
             failed.append(f"e{eid}")
-    for e, a, k in sorted(edges):
-        if e not in execs or a not in arts:
+    for eid, aid, k in sorted(edges):
+        if eid not in execs or aid not in arts:
             continue
-        lines.append(f"  a{a} --> e{e}" if k == INPUT else f"  e{e} --> a{a}")
+        lines.append(f"  a{aid} --> e{eid}" if k == INPUT else f"  e{eid} --> a{aid}")
     root = f"{'a' if result.root_kind == 'artifact' else 'e'}{result.root_id}"
     lines.append("  classDef root stroke-width:3px")
     lines.append(f"  class {root} root")
