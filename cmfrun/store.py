@@ -41,6 +41,8 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 #: How long a writer waits for another process's write lock on a SQLite store.
 LOCK_TIMEOUT_S = 120.0
 _IN_CLAUSE_CHUNK = 500
+#: Up to this many uris, :meth:`Store.artifacts_by_uri` uses one indexed lookup per uri.
+_FEW_URIS = 20
 
 _KIND = {"STRING": pb.STRING, "INT": pb.INT, "DOUBLE": pb.DOUBLE}
 _EVENT = {
@@ -564,7 +566,13 @@ class Store:
     def artifacts_by_uri(self, uris: Iterable[str]) -> List[Artifact]:
         """Artifacts whose uri (content hash) is in ``uris``, in batched queries."""
         out: List[Artifact] = []
-        for chunk in _chunks(sorted(set(uris))):
+        wanted = sorted(set(uris))
+        if len(wanted) <= _FEW_URIS:
+            # MLMD's indexed per-uri lookup costs ~0.01 ms; a filter query ~0.75 ms (API hot path).
+            for uri in wanted:
+                out.extend(self._artifact(a) for a in self._mlmd.get_artifacts_by_uri(uri))
+            return sorted(out, key=lambda a: a.id or 0)
+        for chunk in _chunks(wanted):
             quoted = ",".join("'" + u.replace("'", "''") + "'" for u in chunk)
             opts = metadata_store.ListOptions(filter_query=f"uri IN ({quoted})")
             out.extend(self._artifact(a) for a in self._mlmd.get_artifacts(list_options=opts))
