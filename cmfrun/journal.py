@@ -318,7 +318,10 @@ def spawn_merger(store: str, root: Path, extra_dirs: Optional[List[Path]] = None
     pending journals without making the wrapped command wait for ml_metadata."""
     import subprocess
 
-    argv = [sys.executable, "-m", "cmfrun.journal", "--store", store, "--root", str(root)]
+    # Not `-m`: that puts the cwd first on sys.path, and a project's copy.py or json.py
+    # would shadow the standard library in the merger.
+    code = "import sys; sys.path.pop(0); from cmfrun.journal import main; sys.exit(main(sys.argv[1:]))"
+    argv = [sys.executable, "-c", code, "--store", store, "--root", str(root)]
     for d in extra_dirs or []:
         argv += ["--dir", str(d)]
     log_path = journal_dir(store, root) / "merge.log"
