@@ -48,7 +48,7 @@ from cmfrun.errors import (
     NotFoundError,
     UsageError,
 )
-from cmfrun.hashing import ContentHash, Hasher
+from cmfrun.hashing import ContentHash, Hasher, plain_md5
 from cmfrun.records import COMPLETE, FAILED, INPUT, OUTPUT, RUNNING, Artifact, Context, Execution, Link
 from cmfrun.recorder import FileRef, RunRecord, ensure_contexts, execution_properties, new_uuid, plan_links
 from cmfrun.store import Store, connect, is_already_exists
@@ -61,6 +61,8 @@ GRAPH_ENV = ("NEO4J_URI", "NEO4J_USER_NAME", "NEO4J_PASSWD")
 ARTIFACTS_DIR = "cmf_artifacts"
 RECORDED_BY = "cmfrun.api"
 _RETRIES = 3
+#: Files below this size are hashed directly, without the hash cache.
+SMALL_FILE = 1 << 20
 
 
 def _event_kind(event: str) -> str:
@@ -182,6 +184,15 @@ class Cmf:
         if not os.path.exists(absolute):
             raise InputFileError(f"cannot log {shown}: no such file or directory")
         hasher = self.hasher
+        if hasher.dvc_root is None or self.is_server:
+            try:
+                size = os.path.getsize(absolute) if os.path.isfile(absolute) else None
+                if size is not None and size < SMALL_FILE:
+                    # DVC 3's md5 of a file is the plain md5 of its bytes; for small files a
+                    # hash-cache lookup and update cost more than reading them.
+                    return ContentHash(plain_md5(absolute), size)
+            except PermissionError:
+                raise InputFileError(f"cannot log {shown}: permission denied") from None
         if hasher.dvc_root is not None and not self.is_server:
             saved = hasher.save_to_dvc_cache(absolute)
             if saved is not None:
@@ -243,7 +254,9 @@ class Cmf:
                 fresh = [l for l in links if l.artifact.id is None or l.artifact.id not in self._linked]
                 again = [l for l in links if l.artifact.id is not None and l.artifact.id in self._linked]
                 try:
-                    _, aids = self.store.put_execution(ex, fresh, [int(self.child_context.id or 0)])
+                    aids = []
+                    if fresh:  # nothing new to link: leave the execution record alone
+                        _, aids = self.store.put_execution(ex, fresh, [int(self.child_context.id or 0)])
                 except Exception as exc:
                     if is_already_exists(exc) and attempt < _RETRIES:
                         continue  # a concurrent writer created one of these artifacts first: re-plan
