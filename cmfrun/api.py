@@ -324,7 +324,7 @@ class Cmf:
         # and MySQL, so epoch milliseconds overflow there; MLMD's own create/update times
         # carry the same facts on every backend.
         extras: Dict[str, Any] = {
-            "Working_Dir": os.getcwd(),
+            "Working_Dir": self._relpath(os.getcwd())[1] or ".",  # as the wrapper: root-relative
             "Host": socket.gethostname(),
             "User": _user(),
             "Recorded_By": RECORDED_BY,
