@@ -130,6 +130,17 @@ def artifact_type(path: str, kinds: Mapping[str, str], is_out: bool) -> str:
     return schema.DATASET
 
 
+_INT32 = 2**31
+
+
+def fit_int(value: Any) -> Any:
+    """An int MLMD can hold on every backend: PostgreSQL and MySQL keep ``int_value`` in a
+    32-bit column, so larger ints (file sizes above 2 GiB) become doubles (exact to 2**53)."""
+    if isinstance(value, int) and not isinstance(value, bool) and not -_INT32 <= value < _INT32:
+        return float(value)
+    return value
+
+
 def _first_uuid(execution: Execution) -> str:
     return str(execution.properties.get("Execution_uuid", "") or "").split(",")[0]
 
@@ -159,7 +170,7 @@ def make_plan(
         for st in lock.stages:
             sid = stage_id(lock, st)
             cmd = stage_command(st)
-            params = flatten_params(st.params)
+            params = {k: fit_int(v) for k, v in flatten_params(st.params).items()}
             fp = fingerprint(sid, cmd, st, params)
             found, how = index.match(sid, cmd, fp, all_ids - {sid})
             matched.append((lock, st, sid, cmd, fp, params, found, how))
@@ -254,8 +265,7 @@ def make_plan(
                     path=entry.path,
                     md5=entry.md5,
                     type=artifact_type(entry.path, kinds, kind == OUTPUT),
-                    size=entry.size,
-                    nfiles=entry.nfiles,
+                    custom={k: fit_int(v) for k, v in (("size", entry.size), ("nfiles", entry.nfiles)) if v is not None},
                 )
                 run = RunRecord(pipeline=pipeline, stage=sid, command=cmd, uuid=run_uuid, git_repo=git_repo,
                                 remote_root=remote)
