@@ -127,8 +127,12 @@ class Demo:
         out = self.run("cmf", "diff", a, b, "--all", "--json", capture=True, what="cmf diff --all --json")
         same = [r for r in _rows(json.loads(out)) if str(r.get("field", "")).startswith("input ") and r.get("same")]
         if same:
-            print("Same in both (not shown above): "
-                  + ", ".join(f"{r['field'][len('input '):]} {str(r.get('a', ''))[:12]}" for r in same), flush=True)
+            print("Same inputs in both (not shown above):", flush=True)
+            for r in same:
+                name = str(r["field"])[len("input "):]
+                if name.startswith("environment:"):
+                    name = "Python environment"
+                print(f"  {name:<28} {str(r.get('a', ''))[:12]}", flush=True)
 
     def change_param(self) -> str:
         params = self.dest / "params.yaml"
@@ -224,10 +228,12 @@ def _execution_id(row: Dict[str, Any]) -> str:
 
 
 def _rel(path: Path) -> str:
+    """``path`` relative to the current folder when it lies below it, else absolute."""
     try:
-        return os.path.relpath(path)
+        rel = os.path.relpath(path)
     except ValueError:  # another drive (Windows)
         return str(path)
+    return str(path) if rel.startswith("..") else rel
 
 
 def main(argv: Sequence[str]) -> int:
