@@ -97,7 +97,10 @@ def _location_key(location: "StoreLocation") -> str:
 # -- writing --------------------------------------------------------------------------------
 def write(path: Path, data: Dict[str, Any]) -> None:
     """Write ``data`` to ``path`` atomically (a reader sees the old or the new file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Journals are machine-local state: keep them out of `git status`.
+        (path.parent / ".gitignore").write_text("*\n")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -314,7 +317,7 @@ def merge_pending(store: "Store", *, wait: bool = True, extra_dirs: Optional[Lis
 
 # -- background merge -------------------------------------------------------------------------
 def spawn_merger(store: str, root: Path, extra_dirs: Optional[List[Path]] = None) -> None:
-    """Start ``python -m cmfrun.journal`` detached (own session, no terminal) to merge
+    """Start the merger (:func:`main`) detached (own session, no terminal) to merge
     pending journals without making the wrapped command wait for ml_metadata."""
     import subprocess
 
@@ -356,10 +359,10 @@ def merge_now(store: str, *, wait: bool, extra_dirs: Optional[List[Path]] = None
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """``python -m cmfrun.journal --store URI [--root DIR] [--wait]``: the background merger."""
+    """The background merger's entry (:func:`spawn_merger` runs it): ``--store URI [--root DIR] [--wait]``."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m cmfrun.journal", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="cmfrun-merge", description=main.__doc__)
     parser.add_argument("--store", required=True)
     parser.add_argument("--root", default=".")
     parser.add_argument("--dir", action="append", default=[])
@@ -369,7 +372,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         merge_now(args.store, wait=args.wait, extra_dirs=[Path(d) for d in args.dir])
     except Exception as exc:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-        print(f"{stamp} cmfrun: journals not merged into {args.store}: {exc}", file=sys.stderr)
+        # The detached merger's stderr is <journal dir>/merge.log.
+        sys.stderr.write(f"{stamp} cmfrun: journals not merged into {args.store}: {exc}\n")
         return 3
     return 0
 
@@ -388,6 +392,3 @@ __all__ = [
     "merge_now",
     "main",
 ]
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

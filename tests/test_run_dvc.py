@@ -207,3 +207,31 @@ stages:
     got = recorded(dvcproj.root / "mlmd")
     want = from_lock(dvcproj.root / "dvc.lock")
     assert got["one"][0] >= want["one"][0] and got["one"][1] == want["one"][1]
+
+
+def test_wrapping_dvc_repro_with_wrapped_stages_no_duplicates(dvcproj: Project) -> None:
+    """Outer `cmfrun -- dvc repro` merges the stage journals first, so ingest matches them."""
+    from cmfrun import ingest
+
+    if not hasattr(ingest, "ingest_locks"):
+        pytest.skip("cmfrun.ingest.ingest_locks not there yet")
+    dvcproj.write("dvc.yaml", f"""
+stages:
+  a:
+    cmd: {WRAP} python copy.py data/raw.txt a.txt
+    deps: [copy.py, data/raw.txt]
+    outs: [a.txt]
+  b:
+    cmd: {WRAP} python copy.py a.txt b.txt
+    deps: [copy.py, a.txt]
+    outs: [b.txt]
+""")
+    dvcproj.commit()
+    import subprocess
+
+    proc = subprocess.run([PY, "-m", "cmfrun", "--", "dvc", "repro"], cwd=dvcproj.root, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "cmfrun: warning" not in proc.stderr
+    store = open_store(dvcproj.root / "mlmd")
+    assert sorted(str(e.properties["Stage"]) for e in store.executions()) == ["a", "b"]
+    check(dvcproj, 2)

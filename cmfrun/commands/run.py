@@ -413,9 +413,13 @@ def run_wrapped(argv: Sequence[str], options: RunOptions = RunOptions()) -> RunO
         raise InputFileError("no command given: cmfrun [OPTIONS] -- COMMAND [ARGS...]")
     rec = _Recording(options, argv)
     stage_ok = False
+    # `cmfrun -- dvc repro` is not an execution of its own: its stages are (their own
+    # journals if wrapped, else the merged dvc.lock).
+    wrapping_dvc = is_dvc_pipeline_command(argv)
     try:
         rec.prepare()
-        rec.start()
+        if not wrapping_dvc:
+            rec.start()
         stage_ok = True
     except InputFileError as exc:
         if options.strict:
@@ -427,7 +431,7 @@ def run_wrapped(argv: Sequence[str], options: RunOptions = RunOptions()) -> RunO
     uuid = str(rec.run.get("uuid", ""))
     recorded = False
     dvc_merged = 0
-    if stage_ok:
+    if stage_ok and not wrapping_dvc:
         try:
             rec.finish(child)
             rec.commit()
@@ -437,13 +441,13 @@ def run_wrapped(argv: Sequence[str], options: RunOptions = RunOptions()) -> RunO
     sync = options.sync or options.strict or os.environ.get(ENV_SYNC, "") not in ("", "0")
     if stage_ok and rec.problem is None:
         store = rec.settings.store
-        wrapping_dvc = is_dvc_pipeline_command(argv)
         if sync or wrapping_dvc:
             try:
                 journal.merge_now(store, wait=True, extra_dirs=rec.extra_dirs)
                 recorded = True
             except Exception as exc:
-                rec.fail(f"run kept in journal {rec.path}, not in the store", exc)
+                where = f"run kept in journal {rec.path}" if rec.path else "stage journals kept"
+                rec.fail(f"{where}, not in the store", exc)
         else:
             reason = _precheck(store)
             if reason:
@@ -498,13 +502,7 @@ def _ingest_locks(settings: Any) -> int:
         result = ingest_locks(store, locks, pipeline=settings.pipeline, root=Path(settings.root))
     finally:
         store.close()
-    for attr in ("created", "executions_created", "recorded"):
-        value = getattr(result, attr, None)
-        if isinstance(value, int):
-            return value
-        if isinstance(value, (list, tuple)):
-            return len(value)
-    return 0
+    return int(getattr(result, "executions_created", 0)) + int(getattr(result, "executions_merged", 0))
 
 
 __all__ = ["RunOptions", "RunOutcome", "run_wrapped", "is_dvc_pipeline_command"]
