@@ -56,22 +56,30 @@ def _small_files(root: Path, nfiles: int, nexec: int) -> Dict[str, float]:
     creates = [_timed(lambda: cmf.create_execution("Train", {"i": 1})) for _ in range(nexec)]
     logs = [_timed(lambda p=p: cmf.log_dataset(str(p), "input")) for p in sorted((root / "data").iterdir())]
     relogs = [_timed(lambda p=p: cmf.log_dataset(str(p), "input")) for p in sorted((root / "data").iterdir())[:200]]
-    model = _timed(lambda: cmf.log_model(str(root / "model.pkl"), "output", model_framework="bench"))
-    emetrics = _timed(lambda: cmf.log_execution_metrics("eval", {"auc": 0.9, "loss": 0.1}))
+    models = []
+    for i in range(10):
+        (root / f"model{i}.pkl").write_bytes(os.urandom(4096))
+        models.append(_timed(lambda i=i: cmf.log_model(str(root / f"model{i}.pkl"), "output", model_framework="bench")))
+    emetrics = [_timed(lambda: cmf.log_execution_metrics("eval", {"auc": 0.9, "loss": 0.1})) for _ in range(20)]
     steps = [_timed(lambda i=i: cmf.log_metric("train", {"loss": 1.0 / (i + 1), "step": i})) for i in range(nfiles)]
+    import pandas  # noqa: F401  (imported by the first commit_metrics; timed apart below)
+
     commit = _timed(lambda: cmf.commit_metrics("train"))
-    fin = _timed(cmf.finalize)
+    fins = []
+    for _ in range(10):
+        cmf.create_execution("Fin")
+        fins.append(_timed(cmf.finalize))
     cmf.close()
     return {
         "create_execution": statistics.median(creates),
         "log_dataset": statistics.median(logs),
         "log_dataset_p90": sorted(logs)[int(len(logs) * 0.9)],
         "log_dataset_again": statistics.median(relogs),
-        "log_model": model,
-        "log_execution_metrics": emetrics,
+        "log_model": statistics.median(models),
+        "log_execution_metrics": statistics.median(emetrics),
         "log_metric": statistics.median(steps),
         "commit_metrics": commit,
-        "finalize": fin,
+        "finalize": statistics.median(fins),
     }
 
 
@@ -126,11 +134,13 @@ def main(quick: bool = False) -> str:
         f"| `log_dataset`, p90 | {plain['log_dataset_p90']:.2f} | {dvc['log_dataset_p90']:.2f} | |",
         f"| `log_dataset`, same file again (no new event) | {plain['log_dataset_again']:.2f} | {dvc['log_dataset_again']:.2f} | |",
         f"| `create_execution` | {plain['create_execution']:.2f} | {dvc['create_execution']:.2f} | <= 20 ms: {_ok(plain['create_execution'] <= 20)} |",
-        f"| `log_model` (one) | {plain['log_model']:.2f} | {dvc['log_model']:.2f} | |",
-        f"| `log_execution_metrics` (one) | {plain['log_execution_metrics']:.2f} | {dvc['log_execution_metrics']:.2f} | |",
+        f"| `log_model` (10 models) | {plain['log_model']:.2f} | {dvc['log_model']:.2f} | |",
+        f"| `log_execution_metrics` (20 calls) | {plain['log_execution_metrics']:.2f} | {dvc['log_execution_metrics']:.2f} | |",
         f"| `log_metric` (buffered) | {plain['log_metric']:.4f} | {dvc['log_metric']:.4f} | |",
-        f"| `commit_metrics` ({nfiles} rows to parquet) | {plain['commit_metrics']:.1f} | {dvc['commit_metrics']:.1f} | |",
-        f"| `finalize` | {plain['finalize']:.2f} | {dvc['finalize']:.2f} | |",
+        f"| `commit_metrics` ({nfiles} rows to parquet, pandas already imported) | {plain['commit_metrics']:.1f} | {dvc['commit_metrics']:.1f} | |",
+        f"| `finalize` (10 executions) | {plain['finalize']:.2f} | {dvc['finalize']:.2f} | |",
+        "",
+        "p90 and single calls include fsync stalls of the shared disk; the machine ran other test suites meanwhile.",
         "",
         f"Large file ({mib} MiB, page cache warm, git repo without DVC: the private hash cache):",
         "",

@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from cmfrun import errors, schema
-from cmfrun.api import Cmf
+from cmfrun.api import Cmf, cmf_init
+from cmfrun.hashing import Hasher
 from cmfrun.records import COMPLETE, FAILED, INPUT, OUTPUT, RUNNING
 from cmfrun.store import Store, connect
 from tests.conftest import Project, git
@@ -291,6 +292,7 @@ def test_outside_git_and_without_remote(tmp_path: Path, monkeypatch: pytest.Monk
     assert ex.properties["Git_Repo"] == "" and ex.properties["Git_Start_Commit"] == "" and "Git_Dirty" not in ex.properties
     assert done.properties["Git_End_Commit"] == "" and art.properties["git_repo"] == "" and art.path == "d.txt"
     assert (plain / "mlmd").exists()
+    assert art.uri == Hasher().hash(plain / "d.txt").md5  # the small-file shortcut is DVC's md5
 
     no_remote = tmp_path / "noremote"
     no_remote.mkdir()
@@ -426,3 +428,22 @@ def test_context_manager_marks_failure(sqlite_uri: str, repo: Project) -> None:
             raise RuntimeError("boom")
     [stored] = connect(sqlite_uri).executions_by_id([ex.id])
     assert stored.state == FAILED
+
+
+def test_cmf_init_local_remote_names_urls(sqlite_uri: str, project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project.git_init().dvc_init()
+    project.write("d.csv", "1,2\n")
+    project.commit()
+    monkeypatch.chdir(project.root)
+    with pytest.raises(errors.GraphNotConfiguredError):
+        cmf_init(type="local", path=str(tmp_path / "store"), neo4j_uri="bolt://x")
+    with pytest.raises(errors.UsageError, match="not supported"):
+        cmf_init(type="amazonS3", path="s3://b")
+    res = cmf_init(type="local", path=str(tmp_path / "store"), git_remote_url="https://example.com/r.git")
+    assert res.remote_url == str(tmp_path / "store") and git(project.root, "remote", "get-url", "origin") == "https://example.com/r.git"
+    cmf = Cmf(filepath=sqlite_uri, pipeline_name="p")
+    cmf.create_context("s")
+    ex = cmf.create_execution("S")
+    art = cmf.log_dataset("d.csv", "output")
+    assert art.properties["url"] == f"p:{tmp_path / 'store'}/files/md5/{art.uri[:2]}/{art.uri[2:]}"
+    assert ex.properties["Git_Repo"] == "https://example.com/r.git"
