@@ -240,7 +240,7 @@ class Cmf:
             link = replace(link, artifact=replace(link.artifact, custom=merged))
         return link
 
-    def _write(self, plans: Sequence[Tuple[FileRef, str, Dict[str, Any]]]) -> List[Artifact]:
+    def _write(self, plans: Sequence[Tuple[FileRef, str, Dict[str, Any]]], *, write_execution: bool = False) -> List[Artifact]:
         """Plan and write ``(ref, kind, plan options)`` links with the execution in ONE transaction.
 
         An artifact this execution already has an event on gets no second event (CMF skips it);
@@ -254,15 +254,15 @@ class Cmf:
                 fresh = [l for l in links if l.artifact.id is None or l.artifact.id not in self._linked]
                 again = [l for l in links if l.artifact.id is not None and l.artifact.id in self._linked]
                 try:
-                    aids = []
-                    if fresh:  # nothing new to link: leave the execution record alone
+                    aids: List[int] = []
+                    if fresh or write_execution:  # nothing new to link: leave the execution record alone
                         _, aids = self.store.put_execution(ex, fresh, [int(self.child_context.id or 0)])
                 except Exception as exc:
                     if is_already_exists(exc) and attempt < _RETRIES:
                         continue  # a concurrent writer created one of these artifacts first: re-plan
                     raise
                 if again:
-                    stored = {a.id: a for a in self.store.artifacts_by_id([l.artifact.id for l in again])}
+                    stored = {a.id: a for a in self.store.artifacts_by_id([int(l.artifact.id or 0) for l in again])}
                     for link in again:
                         if stored.get(link.artifact.id) != link.artifact:
                             self.store.update_artifact(link.artifact)
@@ -340,7 +340,7 @@ class Cmf:
             git_start_commit=git.commit,
             properties=extras,
         )
-        props = execution_properties(run, self.parent_context, self.child_context)
+        props: Dict[str, Any] = execution_properties(run, self.parent_context, self.child_context)
         return Execution(
             type=execution_type,
             name=name,
@@ -416,7 +416,7 @@ class Cmf:
                     self.execution = replace(ex0, id=eid)
                     self._linked.update(aids)
                 else:
-                    self._write([(env_ref, INPUT, {"merge_custom": False})])
+                    self._write([(env_ref, INPUT, {"merge_custom": False})], write_execution=True)
             break
         log.debug("execution %s started (%s)", self.execution.id, run_uuid)
         return self.execution

@@ -105,6 +105,9 @@ def test_reused_execution(store_uri: str, repo: Project) -> None:
     store = connect(store_uri)
     assert sorted(len(k) for k in _events(store, first.id).values()) == [1, 1]
     assert len(store.executions_by_type("p/train")) == 1
+    [stored] = store.executions_by_id([first.id])
+    assert stored.properties["Execution_uuid"] == second.properties["Execution_uuid"] and stored.custom["b"] == 2
+    assert stored.state == RUNNING
 
 
 def test_datasets_labels_and_identity(store_uri: str, repo: Project) -> None:
