@@ -378,6 +378,32 @@ class Store:
         self._type_names[(kind, type_id)] = name
         return type_id
 
+    def ensure_execution_types(self, names: Iterable[str]) -> None:
+        """Register many execution types (CMF properties) at once: one read of the existing
+        types and one ``PutTypes`` call, instead of one transaction per type (ingest of a
+        lock with hundreds of stage names)."""
+        wanted = [n for n in dict.fromkeys(names) if ("execution", n) not in self._type_ids]
+        if not wanted:
+            return
+        props = schema.EXECUTION_PROPERTIES
+        existing = {t.name: t for t in self._mlmd.get_execution_types()}
+        missing = [n for n in wanted if n not in existing or not all(p in existing[n].properties for p in props)]
+        if missing:
+            self._require_writable()
+            from ml_metadata.proto import metadata_store_service_pb2 as svc
+
+            request = svc.PutTypesRequest(can_add_fields=True, can_omit_fields=True)
+            for n in missing:
+                t = request.execution_types.add(name=n)
+                for prop, pkind in props.items():
+                    t.properties[prop] = _KIND[pkind]
+            with self._writing():
+                self._mlmd._call("PutTypes", request, svc.PutTypesResponse())
+            existing = {t.name: t for t in self._mlmd.get_execution_types()}
+        for n in wanted:
+            self._type_ids[("execution", n)] = int(existing[n].id)
+            self._type_names[("execution", int(existing[n].id))] = n
+
     def _type_name(self, kind: str, type_id: int) -> str:
         key = (kind, type_id)
         if key not in self._type_names:
