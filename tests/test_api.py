@@ -176,6 +176,9 @@ def test_models_and_metrics(store_uri: str, repo: Project) -> None:
     rows = table.to_pylist()
     assert [r["SequenceNumber"] for r in rows] == [1, 2, 3, 4, 5]
     assert rows[0]["loss"] == 1.0 and rows[0]["acc"] is None and rows[1]["acc"] == 0.5
+    pd = pytest.importorskip("pandas")
+    frame = pd.read_parquet(repo.root / path)  # pandas metadata: the index comes back as in CMF's files
+    assert frame.index.name == "SequenceNumber" and list(frame.index) == [1, 2, 3, 4, 5]
     with pytest.raises(errors.UsageError, match="no step metrics"):
         cmf.commit_metrics("training")  # the buffer was emptied
 
