@@ -94,6 +94,8 @@ class Demo:
     # -- steps -------------------------------------------------------------
     def prepare_folder(self) -> None:
         dest = self.dest
+        if dest.exists() and not dest.is_dir():
+            raise DemoError(f"{dest} is a file; give a folder")
         if dest.exists() and any(dest.iterdir()):
             if not (dest / MARKER).exists():
                 raise DemoError(f"{dest} exists and was not made by the demo; give an empty or new folder")

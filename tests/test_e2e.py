@@ -274,3 +274,30 @@ def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "was not made by the demo" in proc.stderr
     assert (dest / "thesis.tex").read_text() == "do not delete"
+
+
+def test_demo_refuses_a_file_as_folder(tmp_path: Path) -> None:
+    target = tmp_path / "a-file"
+    target.write_text("x")
+    proc = subprocess.run([sys.executable, str(EXAMPLE / "demo.py"), str(target)], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "is a file" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("dvc_yaml", [EXAMPLE / "dvc.yaml", REPO / "dvc.yaml"], ids=["example", "root"])
+def test_every_stage_command_is_wrapped(dvc_yaml: Path) -> None:
+    stages = yaml.safe_load(dvc_yaml.read_text())["stages"]
+    assert stages
+    for name, stage in stages.items():
+        cmd = (stage.get("do") or stage)["cmd"]
+        assert str(cmd).startswith("cmfrun "), (name, cmd)
+        assert " -- " in str(cmd), (name, cmd)
+
+
+def test_example_scripts_know_nothing_about_cmfrun() -> None:
+    """Only the explicit-API flavour imports cmfrun; the DVC stages' scripts are plain."""
+    scripts = sorted((EXAMPLE / "src").glob("*.py"))
+    assert len(scripts) >= 6
+    for script in scripts:
+        uses = "import cmfrun" in script.read_text()
+        assert uses == (script.name == "train_explicit.py"), script.name
