@@ -316,20 +316,57 @@ def merge_pending(store: "Store", *, wait: bool = True, extra_dirs: Optional[Lis
 
 
 # -- background merge -------------------------------------------------------------------------
-def spawn_merger(store: str, root: Path, extra_dirs: Optional[List[Path]] = None) -> None:
+MERGER_LOCK = "merger.lock"
+#: How long an idle background merger waits for more journals before exiting (one
+#: ml_metadata import then serves a whole `dvc repro` or `make -j`).
+MERGER_LINGER_S = 2.0
+
+
+def _try_flock(path: Path) -> Optional[Any]:
+    """An open file holding an exclusive flock on ``path``, or ``None`` if someone else holds it."""
+    import fcntl
+
+    try:
+        fh = open(path, "a+b")
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        return None
+    return fh
+
+
+def merger_running(jdir: Path) -> bool:
+    """Whether a background merger is alive for ``jdir`` (it holds ``merger.lock``)."""
+    fh = _try_flock(jdir / MERGER_LOCK)
+    if fh is None:
+        return (jdir / MERGER_LOCK).exists()
+    fh.close()
+    return False
+
+
+def spawn_merger(store: str, root: Path, extra_dirs: Optional[List[Path]] = None) -> bool:
     """Start the merger (:func:`main`) detached (own session, no terminal) to merge
-    pending journals without making the wrapped command wait for ml_metadata."""
+    pending journals without making the wrapped command wait for ml_metadata.
+
+    Does nothing (returns ``False``) when a merger is already alive: it rescans after
+    it stops holding its lock, and this run's journal was written before the check.
+    """
     import subprocess
 
+    jdir = journal_dir(store, root)
+    if merger_running(jdir):
+        return False
     # Not `-m`: that puts the cwd first on sys.path, and a project's copy.py or json.py
     # would shadow the standard library in the merger.
     code = "import sys; sys.path.pop(0); from cmfrun.journal import main; sys.exit(main(sys.argv[1:]))"
     argv = [sys.executable, "-c", code, "--store", store, "--root", str(root)]
     for d in extra_dirs or []:
         argv += ["--dir", str(d)]
-    log_path = journal_dir(store, root) / "merge.log"
     try:
-        err: Any = open(log_path, "ab")
+        err: Any = open(jdir / "merge.log", "ab")
     except OSError:
         err = subprocess.DEVNULL
     try:
@@ -345,6 +382,7 @@ def spawn_merger(store: str, root: Path, extra_dirs: Optional[List[Path]] = None
     finally:
         if err is not subprocess.DEVNULL:
             err.close()
+    return True
 
 
 def merge_now(store: str, *, wait: bool, extra_dirs: Optional[List[Path]] = None) -> int:
@@ -358,18 +396,52 @@ def merge_now(store: str, *, wait: bool, extra_dirs: Optional[List[Path]] = None
         st.close()
 
 
+def _background(store: str, root: Path, extra_dirs: List[Path], linger: float) -> int:
+    """The merger loop: hold ``merger.lock``, merge until idle for ``linger`` s, release,
+    rescan (a writer that saw the lock held relies on this), repeat if needed."""
+    from cmfrun.store import connect
+
+    jdir = journal_dir(store, root)
+    st = None
+    total = 0
+    try:
+        while True:
+            fh = _try_flock(jdir / MERGER_LOCK)
+            if fh is None:
+                return total  # another merger is alive: it will rescan
+            try:
+                if st is None:
+                    st = connect(store, create=True)
+                idle_until = time.monotonic() + linger
+                while True:
+                    merged = merge_pending(st, wait=True, extra_dirs=extra_dirs)
+                    total += merged
+                    if merged:
+                        idle_until = time.monotonic() + linger
+                    elif time.monotonic() >= idle_until:
+                        break
+                    time.sleep(0.1)
+            finally:
+                fh.close()
+            if not pending(st, extra_dirs):
+                return total
+    finally:
+        if st is not None:
+            st.close()
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    """The background merger's entry (:func:`spawn_merger` runs it): ``--store URI [--root DIR] [--wait]``."""
+    """The background merger's entry (:func:`spawn_merger` runs it): ``--store URI [--root DIR]``."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="cmfrun-merge", description=main.__doc__)
     parser.add_argument("--store", required=True)
     parser.add_argument("--root", default=".")
     parser.add_argument("--dir", action="append", default=[])
-    parser.add_argument("--wait", action="store_true")
+    parser.add_argument("--linger", type=float, default=MERGER_LINGER_S)
     args = parser.parse_args(argv)
     try:
-        merge_now(args.store, wait=args.wait, extra_dirs=[Path(d) for d in args.dir])
+        _background(args.store, Path(args.root), [Path(d) for d in args.dir], args.linger)
     except Exception as exc:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
         # The detached merger's stderr is <journal dir>/merge.log.
@@ -389,6 +461,7 @@ __all__ = [
     "merge_file",
     "merge_pending",
     "spawn_merger",
+    "merger_running",
     "merge_now",
     "main",
 ]
