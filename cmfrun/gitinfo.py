@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 from cmfrun import proc
 from cmfrun.errors import ProcessError
@@ -53,6 +53,25 @@ def is_dirty(cwd: Union[str, Path] = ".") -> Optional[bool]:
     return None if out is None else bool(out)
 
 
+def head_and_dirty(cwd: Union[str, Path] = ".") -> Tuple[str, Optional[bool]]:
+    """HEAD's sha (``""`` without a commit) and the dirty flag from ONE git call.
+
+    Half the cost of :func:`head_commit` + :func:`is_dirty` (each a process start);
+    ``("", None)`` outside a repository.
+    """
+    out = _git(["status", "--porcelain=v2", "--branch", "--untracked-files=no"], cwd)
+    if out is None:
+        return "", None
+    sha, dirty = "", False
+    for line in out.splitlines():
+        if line.startswith("# branch.oid "):
+            oid = line.split(" ", 2)[2].strip()
+            sha = "" if oid == "(initial)" else oid
+        elif line and not line.startswith("#"):
+            dirty = True
+    return sha, dirty
+
+
 def remote_url(cwd: Union[str, Path] = ".") -> str:
     """URL of the first remote ``git remote -v`` lists (as CMF records it), or ``""``."""
     out = _git(["remote", "-v"], cwd)
@@ -70,4 +89,4 @@ def state(cwd: Union[str, Path] = ".") -> GitState:
     return GitState(root=str(root), commit=head_commit(root), dirty=is_dirty(root), remote_url=remote_url(root))
 
 
-__all__ = ["GitState", "repo_root", "head_commit", "is_dirty", "remote_url", "state"]
+__all__ = ["GitState", "repo_root", "head_commit", "is_dirty", "head_and_dirty", "remote_url", "state"]
