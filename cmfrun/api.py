@@ -319,7 +319,8 @@ class Cmf:
         git = self._git
         if git.root and not self.is_server:
             # HEAD and the dirty flag change between executions; root and remote do not.
-            git = replace(git, commit=gitinfo.head_commit(self.root), dirty=gitinfo.is_dirty(self.root))
+            sha, dirty = gitinfo.head_and_dirty(self.root)
+            git = replace(git, commit=sha, dirty=dirty)
         # Start_Time_ms/End_Time_ms are not written: MLMD's int_value is 32-bit on PostgreSQL
         # and MySQL, so epoch milliseconds overflow there; MLMD's own create/update times
         # carry the same facts on every backend.
