@@ -260,6 +260,7 @@ def test_demo_prints_lineage_and_diff(tmp_path: Path) -> None:
     assert "model.pkl" in lineage and "data/raw.csv" in lineage, lineage
     diff = out.split("What changed between the two `train` executions", 1)[1].split("Done in", 1)[0]
     assert "n_estimators" in diff and "120" in diff, diff
+    assert "Same inputs in both" in diff and "data/features" in diff, diff  # same data hash, named
     assert str(dest / "mlmd") in out
     assert (dest / "mlmd").is_file()
     # The demo folder is reusable: a second run wipes it (it carries the demo's marker).
