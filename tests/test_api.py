@@ -453,3 +453,43 @@ def test_cmf_init_local_remote_names_urls(sqlite_uri: str, project: Project, tmp
     art = cmf.log_dataset("d.csv", "output")
     assert art.properties["url"] == f"p:{tmp_path / 'store'}/files/md5/{art.uri[:2]}/{art.uri[2:]}"
     assert ex.properties["Git_Repo"] == "https://example.com/r.git"
+
+
+_WRITER = textwrap.dedent(
+    """
+    import sys
+    from cmfrun.api import Cmf
+    store, root, n, who = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    cmf = Cmf(filepath=store, pipeline_name="pipe-" + who, root=root)
+    cmf.create_context("s")
+    cmf.create_execution("Writer")
+    for i in range(n):
+        cmf.log_dataset(f"{root}/f{i}.txt", "output")
+    cmf.finalize()
+    """
+)
+
+
+def test_concurrent_writers_share_artifacts(store_uri: str, tmp_path: Path) -> None:
+    root = tmp_path / "files"
+    root.mkdir()
+    n = 25
+    for i in range(n):
+        (root / f"f{i}.txt").write_text(f"shared {i}")
+    connect(store_uri)  # create the schema once, as a first run would
+    kids = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, store_uri, str(root), str(n), who], cwd=tmp_path, stderr=subprocess.PIPE)
+        for who in ("a", "b")
+    ]
+    for kid in kids:
+        _, err = kid.communicate(timeout=120)
+        assert kid.returncode == 0, err.decode()
+    store = connect(store_uri)
+    datasets = store.artifacts_by_type(schema.DATASET)
+    assert len(datasets) == n and len({a.uri for a in datasets}) == n  # one artifact per content
+    execs = store.executions_by_type("Writer")
+    assert len(execs) == 2 and all(e.state == COMPLETE for e in execs)
+    for ex in execs:
+        assert len(store.events_by_execution([ex.id])) == n + 1  # + the environment
+    for art in datasets:
+        assert sorted(str(art.properties["url"]).split(",")[i].split(":")[0] for i in range(2)) == ["pipe-a", "pipe-b"]
