@@ -16,11 +16,15 @@ Example::
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from typing import List, Sequence, Union
 
 #: Program names that are the cmfrun wrapper itself.
 _WRAPPERS = ("cmfrun", "cmfrun.exe")
+#: A word shlex.quote leaves alone (its own test); a command made only of such words
+#: needs no shell parsing.
+_PLAIN = re.compile(r"[\w@%+=:,./-]+", re.ASCII)
 
 
 def _tokens(cmd: str) -> List[str]:
@@ -59,7 +63,11 @@ def normalize_command(cmd: Union[str, Sequence[str]]) -> str:
     'python train.py --epochs 3'
     """
     if isinstance(cmd, str):
-        tokens = _tokens(cmd.strip())
+        words = cmd.split()
+        if all(_PLAIN.fullmatch(w) for w in words):
+            tokens = words  # fast path: nothing to unquote (ingest normalises thousands)
+        else:
+            tokens = _tokens(cmd.strip())
     else:
         tokens = [str(c) for c in cmd]
     return shlex.join(_strip_wrapper(tokens))

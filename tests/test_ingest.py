@@ -267,3 +267,25 @@ def test_api_dvc_ingest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert connect(tmp_path / "mlmd").context("Parent_Context", "api") is not None
     with pytest.raises(cmfrun.CmfrunError):
         dvc_ingest(str(tmp_path / "mlmd"), mlmd=str(tmp_path / "other"))
+
+
+def test_interrupted_ingest_is_repaired_by_running_it_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The links are the second write; a failure there (simulated: it cannot be provoked
+    for real) leaves executions without their stage context until the next ingest."""
+    lock_path = place(tmp_path, "dvc2.lock")
+    store = connect(tmp_path / "mlmd")
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(store, "put_links", boom)
+    with pytest.raises(RuntimeError):
+        ingest_locks(store, [lock_path], pipeline="p", root=tmp_path)
+    monkeypatch.undo()
+    before = counts(store)
+    stage_ctxs = [store.context("Pipeline_Stage", n) for n in ("p/prepare", "p/train")]
+    assert before[0] == 2 and all(not store.executions_by_context(c.id) for c in stage_ctxs)  # type: ignore[union-attr]
+    summary = ingest_locks(store, [lock_path], pipeline="p", root=tmp_path)
+    assert summary.executions_created == 0 and summary.executions_merged == 2
+    assert counts(store) == before
+    assert sorted(store.contexts_by_execution(e.id)[0].name for e in store.executions()) == ["p/prepare", "p/train"]

@@ -48,8 +48,20 @@ class ExecutionIndex:
     pipeline: str
     by_fingerprint: Dict[str, Execution] = field(default_factory=dict)
     by_stage: Dict[str, List[Execution]] = field(default_factory=dict)
-    by_command: Dict[str, List[Execution]] = field(default_factory=dict)
     claimed: Set[int] = field(default_factory=set)
+    ordered: List[Execution] = field(default_factory=list)
+    _by_command: Optional[Dict[str, List[Execution]]] = None
+
+    @property
+    def by_command(self) -> Dict[str, List[Execution]]:
+        """Executions by normalised command, built on first use (most stages match earlier)."""
+        if self._by_command is None:
+            self._by_command = {}
+            for e in self.ordered:
+                cmd = str(e.properties.get("Execution", "") or "")
+                if cmd:
+                    self._by_command.setdefault(normalize_command(cmd), []).append(e)
+        return self._by_command
 
     @classmethod
     def load(cls, store: Store, pipeline: str) -> "ExecutionIndex":
@@ -66,14 +78,12 @@ class ExecutionIndex:
             for e in store.executions(f"contexts_a.name IN ({quoted})"):
                 execs[int(e.id or 0)] = e
         execs_list = list(execs.values())
-        for e in sorted(execs_list, key=_order):
+        index.ordered = sorted(execs_list, key=_order)
+        for e in index.ordered:
             fp = e.custom.get(FINGERPRINT)
             if fp:
                 index.by_fingerprint[str(fp)] = e
             index.by_stage.setdefault(stage_of(e, pipeline), []).append(e)
-            cmd = str(e.properties.get("Execution", "") or "")
-            if cmd:
-                index.by_command.setdefault(normalize_command(cmd), []).append(e)
         return index
 
     def match(self, stage: str, command: str, fingerprint: str, lock_stages: Set[str]) -> Tuple[Optional[Execution], str]:

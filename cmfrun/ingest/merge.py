@@ -128,6 +128,7 @@ def apply_plan(store: Store, plan: Plan, pipeline: str) -> None:
             ids = store.put_contexts([Context(schema.STAGE_CONTEXT, n, {"Pipeline_Stage": n}) for n in new], pipe_id)
             for n, cid in zip(new, ids):
                 by_name[n] = Context(schema.STAGE_CONTEXT, n, {"Pipeline_Stage": n}, id=cid)
+        store.ensure_execution_types(ew.run.execution_type for ew in w.executions if ew.run is not None)
         executions: List[Execution] = []
         for ew in w.executions:
             if ew.existing is not None:
@@ -144,8 +145,8 @@ def apply_plan(store: Store, plan: Plan, pipeline: str) -> None:
                         state=COMPLETE,
                     )
                 )
-        eids, aids = store.put_lineage(executions, w.artifacts, w.edges, [])
-        assoc = [
+        eids, aids = store.put_lineage(executions, w.artifacts, w.edges, []) if executions else ([], [])
+        assoc = [(int(by_name[wanted[stage]].id or 0), eid) for stage, eid in w.relinks] + [
             (int(by_name[wanted[ew.stage]].id or 0), eid) for ew, eid in zip(w.executions, eids) if ew.existing is None
         ]
         attr = [(int(by_name[wanted[stage]].id or 0), aids[pos]) for pos, stage in w.attribution.items()]
@@ -169,19 +170,24 @@ def ingest_locks(
 
     root = Path(root).absolute()
     locks, kinds = read_locks(lock_paths, root)
-    git = gitinfo.state(root)
-    remote_cache: Dict[str, str] = {}
+    cache: Dict[str, Any] = {}
 
     def remote() -> str:
-        if "v" not in remote_cache:
-            remote_cache["v"] = _remote_root(root)
-        return remote_cache["v"]
+        if "remote" not in cache:
+            cache["remote"] = _remote_root(root)
+        return str(cache["remote"])
+
+    def git_info() -> Tuple[str, str]:
+        if "git" not in cache:
+            state = gitinfo.state(root)
+            cache["git"] = (state.remote_url, state.commit)
+        return cache["git"]  # type: ignore[no-any-return]
 
     attempts = 3
     for attempt in range(attempts):
         with (store.write_lock() if not dry_run else contextlib.nullcontext()):
-            plan = make_plan(store, locks, pipeline=pipeline, out_kinds=kinds, git_repo=git.remote_url,
-                             git_commit=git.commit, remote_root=remote)
+            plan = make_plan(store, locks, pipeline=pipeline, out_kinds=kinds, git_info=git_info,
+                             remote_root=remote)
             if dry_run:
                 break
             try:

@@ -74,10 +74,13 @@ class Writes:
     attribution: Dict[int, str] = field(default_factory=dict)
     edges: List[Tuple[int, int, str, Optional[str]]] = field(default_factory=list)
     stages: Set[str] = field(default_factory=set)
+    #: (stage, execution id) of existing executions to associate with their stage context
+    relinks: List[Tuple[str, int]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not self.edges and not any(w.existing is None or w.custom_update for w in self.executions)
+        return not self.edges and not self.relinks and not any(
+            w.existing is None or w.custom_update for w in self.executions)
 
 
 @dataclass(frozen=True)
@@ -145,20 +148,28 @@ def _first_uuid(execution: Execution) -> str:
     return str(execution.properties.get("Execution_uuid", "") or "").split(",")[0]
 
 
+def _executions_named(store: Store, names: List[str]) -> List[Execution]:
+    found: List[Execution] = []
+    for i in range(0, len(names), 200):
+        quoted = ",".join("'" + n.replace("'", "''") + "'" for n in names[i : i + 200])
+        found.extend(store.executions(f"name IN ({quoted})"))
+    return found
+
+
 def make_plan(
     store: Store,
     locks: Sequence[LockFile],
     *,
     pipeline: str,
     out_kinds: Mapping[str, Mapping[str, str]],
-    git_repo: str = "",
-    git_commit: str = "",
+    git_info: Callable[[], Tuple[str, str]] = lambda: ("", ""),
     remote_root: Callable[[], str] = lambda: "",
 ) -> Plan:
     """Plan the ingest of ``locks`` into ``pipeline``; reads the store, writes nothing.
 
     ``out_kinds`` maps a lock path to ``{root-relative path: artifact type}`` from its
-    ``dvc.yaml``; ``remote_root`` is called only when an artifact has to be created.
+    ``dvc.yaml``; ``remote_root`` and ``git_info`` (remote URL, HEAD commit) are called
+    only when something has to be created.
     """
     index = ExecutionIndex.load(store, pipeline)
     warnings: List[str] = [w for lock in locks for w in lock.warnings]
@@ -175,7 +186,21 @@ def make_plan(
             found, how = index.match(sid, cmd, fp, all_ids - {sid})
             matched.append((lock, st, sid, cmd, fp, params, found, how))
 
-    target_ids = [int(m[6].id or 0) for m in matched if m[6] is not None]
+    # An execution ingest created whose stage-context association is missing (an ingest
+    # interrupted between its two writes) is not in the index: find it by its name.
+    relink: Set[int] = set()
+    names = {f"{pipeline}/{m[2]}:{m[4]}": i for i, m in enumerate(matched) if m[6] is None}
+    if names:
+        for lost in _executions_named(store, list(names)):
+            i = names.get(lost.name)
+            if i is not None and lost.custom.get(FINGERPRINT) == matched[i][4]:
+                m = matched[i]
+                matched[i] = (m[0], m[1], m[2], m[3], m[4], m[5], lost, "fingerprint")
+                relink.add(int(lost.id or 0))
+
+    # A stage already ingested (same fingerprint) got its events in the same transaction
+    # as the fingerprint: nothing to check for it.
+    target_ids = [int(m[6].id or 0) for m in matched if m[6] is not None and m[7] != "fingerprint"]
     events = store.events_by_execution(target_ids) if target_ids else []
     event_arts = {a.id: a for a in store.artifacts_by_id({e.artifact_id for e in events})} if events else {}
     have_event: Set[Tuple[int, int, str]] = set()
@@ -186,7 +211,7 @@ def make_plan(
         if art is not None:
             have_path[(ev.execution_id, art.path, ev.kind)] = art.uri
 
-    md5s = {e.md5 for m in matched for e in (*m[1].deps, *m[1].outs) if e.md5}
+    md5s = {e.md5 for m in matched if m[7] != "fingerprint" for e in (*m[1].deps, *m[1].outs) if e.md5}
     existing: Dict[str, Artifact] = {}
     for art in store.artifacts_by_uri(md5s) if md5s else []:
         existing.setdefault(art.uri, art)
@@ -202,6 +227,14 @@ def make_plan(
     for lock, st, sid, cmd, fp, params, found, how in matched:
         kinds = out_kinds.get(lock.path, {})
         eid = int(found.id or 0) if found is not None else 0
+        if found is not None and how == "fingerprint":
+            reused_md5.update(e.md5 for e in (*st.deps, *st.outs) if e.md5)
+            if eid in relink:
+                writes.relinks.append((sid, eid))
+                writes.stages.add(sid)
+            plans.append(StagePlan(lock=lock.path, stage=sid, action=MERGE if eid in relink else UNCHANGED,
+                                   matched_by=how, execution_id=eid, execution_name=found.name, command=cmd))
+            continue
         if found is not None:
             run_uuid = _first_uuid(found) or new_uuid()
             exec_name = found.name
@@ -267,7 +300,7 @@ def make_plan(
                     type=artifact_type(entry.path, kinds, kind == OUTPUT),
                     custom={k: fit_int(v) for k, v in (("size", entry.size), ("nfiles", entry.nfiles)) if v is not None},
                 )
-                run = RunRecord(pipeline=pipeline, stage=sid, command=cmd, uuid=run_uuid, git_repo=git_repo,
+                run = RunRecord(pipeline=pipeline, stage=sid, command=cmd, uuid=run_uuid, git_repo=git_info()[0],
                                 remote_root=remote)
                 pos = len(writes.artifacts)
                 writes.artifacts.append(file_artifact(ref, pipeline, run))
@@ -292,8 +325,8 @@ def make_plan(
                 uuid=run_uuid,
                 execution_type=sid,
                 execution_name=exec_name,
-                git_repo=git_repo,
-                git_start_commit=git_commit,
+                git_repo=git_info()[0],
+                git_start_commit=git_info()[1],
                 properties={"Recorded_By": RECORDED_BY},
                 custom={**params, FINGERPRINT: fp},
             )
