@@ -390,8 +390,9 @@ class Store:
         missing = [n for n in wanted if n not in existing or not all(p in existing[n].properties for p in props)]
         if missing:
             self._require_writable()
-            from ml_metadata.proto import metadata_store_service_pb2 as svc
+            from ml_metadata.proto import metadata_store_service_pb2
 
+            svc: Any = metadata_store_service_pb2  # generated classes: invisible to mypy
             request = svc.PutTypesRequest(can_add_fields=True, can_omit_fields=True)
             for n in missing:
                 t = request.execution_types.add(name=n)
