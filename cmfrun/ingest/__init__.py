@@ -94,7 +94,7 @@ def dvc_ingest(
 def _open(uri: str, dry_run: bool) -> Any:
     """The store to ingest into; a dry run against a store that does not exist yet plans
     against an empty temporary one (nothing is created where the user pointed)."""
-    from cmfrun.commands import open_store
+    from cmfrun import journal
     from cmfrun.store import connect, parse_location
 
     if dry_run:
@@ -104,8 +104,11 @@ def _open(uri: str, dry_run: bool) -> Any:
 
             tmp = tempfile.mkdtemp(prefix="cmfrun-dry-run-")
             return connect(str(Path(tmp) / "mlmd"), create=True)
-        return open_store(uri, create=False, merge=False)
-    return open_store(uri, create=True)
+        return connect(uri, create=False)
+    store = connect(uri, create=True)
+    # Finished `cmfrun --` runs still in journals must be in the store before matching.
+    journal.merge_pending(store)
+    return store
 
 
 __all__ = ["dvc_ingest", "ingest_locks", "IngestSummary", "StagePlan"]
