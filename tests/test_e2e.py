@@ -70,7 +70,8 @@ def stage_executions(store: Store, stage: str) -> List[Execution]:
 
 
 def linked(store: Store, execution: Execution, kind: str) -> List[Artifact]:
-    ids = [ev.artifact_id for ev in store.events_by_execution([execution.id]) if ev.kind == kind]  # type: ignore[list-item]
+    assert execution.id is not None
+    ids = [ev.artifact_id for ev in store.events_by_execution([execution.id]) if ev.kind == kind]
     return store.artifacts_by_id(ids)
 
 
@@ -84,7 +85,8 @@ def ancestors(store: Store, artifact: Artifact) -> Set[str]:
     """Names of every artifact upstream of ``artifact`` (producers' inputs, transitively)."""
     seen: Set[int] = set()
     names: Set[str] = set()
-    frontier = [artifact.id]
+    assert artifact.id is not None
+    frontier: List[int] = [artifact.id]
     while frontier:
         producers = {ev.execution_id for ev in store.events_by_artifact(frontier) if ev.kind == OUTPUT}
         inputs = {ev.artifact_id for ev in store.events_by_execution(producers) if ev.kind == INPUT}
