@@ -17,8 +17,15 @@ CMFRUN = str(BIN / "cmfrun")
 DVC = str(BIN / "dvc")
 
 
+_PYCACHE = tempfile.mkdtemp(prefix="cmfrun-bench-pycache-")
+
+
 def _env(**extra: str) -> dict:
     env = dict(os.environ)
+    # Measure an installed package: byte-code cached (this sandbox sets PYTHONDONTWRITEBYTECODE,
+    # which makes every start recompile cmfrun); the cache goes to a temp folder, not the repo.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = _PYCACHE
     env["PATH"] = str(BIN) + os.pathsep + env.get("PATH", "")
     env.update(extra)
     return env

@@ -36,7 +36,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -56,6 +55,10 @@ CLAIM = ".claimed-"
 BAD = ".bad"
 #: How long ``merge_pending(wait=True)`` waits for journals another live merger has claimed.
 CLAIM_WAIT_S = 60.0
+
+
+def _hostname() -> str:
+    return os.uname().nodename  # socket's import costs the hot path ~4 ms for the same answer
 
 
 # -- locations ------------------------------------------------------------------------------
@@ -122,7 +125,7 @@ def new_entry(store: str, run: Dict[str, Any], *, state: str) -> Dict[str, Any]:
         "version": JOURNAL_VERSION,
         "store": store,
         "store_key": store_key(store),
-        "host": socket.gethostname(),
+        "host": _hostname(),
         "pid": os.getpid(),
         "state": state,
         "run": run,
@@ -203,7 +206,7 @@ def _mine(entry: Dict[str, Any], key: str) -> bool:
 def _finished(entry: Dict[str, Any]) -> bool:
     if entry.get("state") != "RUNNING":
         return True
-    if entry.get("host") != socket.gethostname():
+    if entry.get("host") != _hostname():
         return False  # another machine's run: only that machine can tell if it is alive
     return not _pid_alive(int(entry.get("pid", 0) or 0))
 

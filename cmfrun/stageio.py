@@ -230,14 +230,16 @@ def resolve_dvc_stage(dvc_stage: str, dvc_root: Path, cwd: Path, root: Path) -> 
 
     name, candidates = _candidate_yamls(dvc_stage, dvc_root, cwd)
     for yaml_path in candidates:
-        stage = dvcyaml.load_stage(yaml_path, name, root=dvc_root)
+        stage = _plain_stage(yaml_path, name, dvc_root)
+        if stage is None:
+            stage = dvcyaml.load_stage(yaml_path, name, root=dvc_root)
         if stage is None:
             continue
         outs: List[Tuple[str, str]] = []
         for out in stage.outs:
             kind = METRICS if out.kind == "metrics" else MODEL if out.is_model else DATASET
             outs.append((_reroot(out.path, dvc_root, root), kind))
-        params = dvcyaml.read_params(dvc_root, stage.params)
+        params = _read_params(dvc_root, stage.params)
         return StagePlan(
             name=stage.name,
             dvcfile=stage.dvcfile,
@@ -248,10 +250,136 @@ def resolve_dvc_stage(dvc_stage: str, dvc_root: Path, cwd: Path, root: Path) -> 
     return None
 
 
+#: Markers of dvc.yaml features only DVC's resolver handles (templating, foreach, matrix).
+_TEMPLATED = ("${", "foreach", "matrix", "vars")
+
+
+def _plain_stage(yaml_path: Path, name: str, dvc_root: Path) -> Optional[Any]:
+    """The stage from a dvc.yaml that uses no templating, parsed with PyYAML alone.
+
+    DVC's resolver costs ~100 ms of imports per wrapped stage; a plain dvc.yaml needs
+    none of it. Returns ``None`` (caller uses the resolver) for anything templated.
+    """
+    from cmfrun import dvcyaml
+
+    if "@" in name:
+        return None
+    try:
+        text = yaml_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if any(marker in text for marker in _TEMPLATED):
+        return None
+    data = _yaml_load(text)
+    if not isinstance(data, dict) or not isinstance(data.get("stages"), dict):
+        return None
+    d = data["stages"].get(name)
+    if not isinstance(d, dict):
+        return None
+    root = dvc_root.absolute()
+    rel_dir = os.path.relpath(yaml_path.absolute().parent, root)
+    yaml_dir = "" if rel_dir == "." else Path(rel_dir).as_posix()
+    dvcfile = Path(os.path.relpath(yaml_path.absolute(), root)).as_posix()
+    # The same record builder load_stage uses, so both paths agree.
+    models = dvcyaml._model_paths(data, yaml_dir, root)
+    return dvcyaml._stage(name, d, root=root, yaml_dir=yaml_dir, dvcfile=dvcfile, models=models)
+
+
+def _yaml_load(text: str) -> Any:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+    except yaml.YAMLError:
+        return None
+
+
+def _read_params(root: Path, params: Sequence[Any]) -> Dict[str, Any]:
+    """Param values (DVC keys); YAML/JSON files without DVC's loaders (~70 ms of imports)."""
+    from cmfrun import dvcyaml
+
+    if any(Path(p.file).suffix.lower() not in (".yaml", ".yml", ".json") for p in params):
+        return dvcyaml.read_params(root, tuple(params))
+    import json
+
+    values: Dict[str, Any] = {}
+    for p in params:
+        path = root / p.file
+        if not path.is_file():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+            data = json.loads(text) if path.suffix.lower() == ".json" else _yaml_load(text)
+        except (OSError, ValueError, UnicodeDecodeError):
+            return dvcyaml.read_params(root, tuple(params))  # let DVC's loader name the problem
+        if not isinstance(data, dict):
+            continue
+        for key in p.keys or tuple(str(k) for k in data):
+            cur: Any = data
+            for part in key.split("."):
+                if isinstance(cur, dict) and part in cur:
+                    cur = cur[part]
+                else:
+                    break
+            else:
+                values[key] = cur
+    return values
+
+
 def _reroot(path: str, dvc_root: Path, root: Path) -> str:
     if "://" in path or os.path.isabs(path) or dvc_root == root:
         return path
     return rel_to_root(path, root, dvc_root)
+
+
+#: Below this total size, files are hashed with hashlib (DVC 3's file md5 is the plain md5
+#: of the bytes) instead of paying ~120 ms to import dvc-data; above it, through dvc-data
+#: and DVC's hash cache so large data is not read again.
+SMALL_TOTAL_BYTES = 32 << 20
+
+
+class LazyHasher:
+    """Plain md5 for a small set of plain files; dvc-data (via :func:`make_hasher`) otherwise."""
+
+    def __init__(self, root: Path, small: bool):
+        self.root = root
+        self.small = small
+        self._real: Any = None
+
+    def hash(self, path: Path) -> Any:
+        from cmfrun.hashing import ContentHash  # light module: dvc-data is imported lazily inside
+
+        if self.small and os.path.isfile(path):
+            import hashlib
+
+            h = hashlib.md5()
+            with open(path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+            return ContentHash(h.hexdigest(), os.path.getsize(path))
+        if self._real is None:
+            self._real = make_hasher(self.root)
+        return self._real.hash(path)
+
+    def close(self) -> None:
+        if self._real is not None:
+            self._real.close()
+
+
+def lazy_hasher(root: Path, paths: Sequence[str]) -> LazyHasher:
+    """A :class:`LazyHasher` for ``paths`` (root-relative): plain md5 when all are small files."""
+    total = 0
+    for rel in paths:
+        full = root / rel
+        try:
+            st = os.stat(full)
+        except OSError:
+            continue
+        if not os.path.isfile(full):
+            return LazyHasher(root, small=False)
+        total += st.st_size
+    return LazyHasher(root, small=total <= SMALL_TOTAL_BYTES)
 
 
 def hash_many(hasher: Any, root: Path, items: Sequence[Tuple[str, str]]) -> Tuple[List[Dict[str, Any]], List[str]]:
@@ -290,4 +418,6 @@ __all__ = [
     "file_ref",
     "resolve_dvc_stage",
     "hash_many",
+    "LazyHasher",
+    "lazy_hasher",
 ]

@@ -5,6 +5,7 @@ Stage scripts run via this venv's python; the wrapper is ``python -m cmfrun``.
 """
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import sys
@@ -70,7 +71,8 @@ def check(project: Project, expected_stages: int, lock_prefixes: Dict[str, str] 
         assert g_in == deps, name
         assert g_out == outs, name
         for k, v in params.items():
-            assert g_custom[k] == v, (name, k)
+            # MLMD holds scalars: lists are recorded as JSON text
+            assert g_custom[k] == (json.dumps(v) if isinstance(v, list) else v), (name, k)
 
 
 @pytest.fixture
@@ -220,6 +222,7 @@ stages:
   a:
     cmd: {WRAP} python copy.py data/raw.txt a.txt
     deps: [copy.py, data/raw.txt]
+    params: [train.lr, sizes]
     outs: [a.txt]
   b:
     cmd: {WRAP} python copy.py a.txt b.txt
@@ -234,4 +237,6 @@ stages:
     assert "cmfrun: warning" not in proc.stderr
     store = open_store(dvcproj.root / "mlmd")
     assert sorted(str(e.properties["Stage"]) for e in store.executions()) == ["a", "b"]
-    check(dvcproj, 2)
+    check(dvcproj, 2)  # plain dvc.yaml: the wrapper's light parser, checked against dvc.lock
+    got = recorded(dvcproj.root / "mlmd")
+    assert got["a"][2]["train.lr"] == 0.5 and got["a"][2]["sizes"] == "[1, 2]"

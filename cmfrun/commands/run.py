@@ -181,13 +181,12 @@ def _git_state(cwd: Path) -> _Git:
 
 def _host_user() -> Tuple[str, str]:
     import getpass
-    import socket
 
     try:
         user = getpass.getuser()
     except Exception:
         user = ""
-    return socket.gethostname(), user
+    return os.uname().nodename, user
 
 
 def _precheck(store: str) -> Optional[str]:
@@ -317,7 +316,7 @@ class _Recording:
         for p in stageio.expand(o.inputs, self.cwd, must_exist=True):
             paths_in.append((stageio.rel_to_root(p, root, self.cwd), stageio.DATASET))
         if paths_in:
-            self.hasher = stageio.make_hasher(root)
+            self.hasher = stageio.lazy_hasher(root, [p for p, _ in paths_in])
             refs, skipped = stageio.hash_many(self.hasher, root, paths_in)
             self.run["inputs"] += refs
             for p in skipped:
@@ -384,8 +383,12 @@ class _Recording:
                 best[rel] = kind
         ordered = [(rel, best[rel]) for rel in dict.fromkeys(r for r, _ in items)]
         if ordered:
-            if self.hasher is None:
-                self.hasher = stageio.make_hasher(root)
+            # A fresh decision for the outputs (small inputs, large outputs or the reverse);
+            # a dvc-data hasher already opened for the inputs is shared.
+            out_hasher = stageio.lazy_hasher(root, [p for p, _ in ordered])
+            if self.hasher is not None:
+                out_hasher._real = self.hasher._real
+            self.hasher = out_hasher
             refs, skipped = stageio.hash_many(self.hasher, root, ordered)
             self.run["outputs"] = refs
             if state == "COMPLETE":
