@@ -119,3 +119,43 @@ def test_dvc_repro_then_ingest_then_rerun(project, monkeypatch: pytest.MonkeyPat
     assert all(len(recorded[s]) == 1 for s in ("prepare", "features@a", "features@b"))
     res = runner.invoke(cmf, ["dvc", "ingest", "-f", store_path, "-p", "e2e"], catch_exceptions=False)
     assert "0 created, 4 unchanged" in res.stdout
+
+
+def test_ingest_merges_into_what_cmfrun_recorded_under_dvc(project, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Stages run through `cmfrun --` inside dvc.yaml: ingest merges, never duplicates."""
+    import shutil as _shutil
+
+    cmfrun_exe = _shutil.which("cmfrun") or str(Path(sys.executable).parent / "cmfrun")
+    p = project.git_init().dvc_init()
+    p.write("raw.csv", "a\n")
+    p.write("params.yaml", "train:\n  lr: 0.1\n")
+    p.write("dvc.yaml", f"""\
+stages:
+  prep:
+    cmd: {cmfrun_exe} -- {PY} -c "open('clean.csv','w').write(open('raw.csv').read()*2)"
+    deps: [raw.csv]
+    outs: [clean.csv]
+  train:
+    cmd: {cmfrun_exe} -- {PY} -c "open('model.pkl','w').write(open('clean.csv').read()+'m')"
+    deps: [clean.csv]
+    params: [train.lr]
+    outs: [model.pkl]
+""")
+    p.commit("pipeline")
+    p.dvc("repro", "-q")
+    monkeypatch.chdir(p.root)
+    res = CliRunner().invoke(cmf, ["dvc", "ingest", "--json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    import json
+
+    data = json.loads(res.stdout)
+    assert data["executions_created"] == 0 and data["executions_merged"] == 2
+    assert {s["matched_by"] for s in data["plan"]} == {"stage"}
+    store = connect(p.root / "mlmd")
+    assert len(store.executions()) == 2
+    recorded = store_view(store)
+    for name, expected in lock_view(p.root).items():
+        [view] = recorded[name]
+        assert {k: v for k, v in view.items() if not k[0].startswith("cmf_artifacts/")} == expected
+    again = CliRunner().invoke(cmf, ["dvc", "ingest"], catch_exceptions=False)
+    assert "0 merged, 0 created, 2 unchanged" in again.stdout
