@@ -289,3 +289,16 @@ def test_interrupted_ingest_is_repaired_by_running_it_again(tmp_path: Path, monk
     assert summary.executions_created == 0 and summary.executions_merged == 2
     assert counts(store) == before
     assert sorted(store.contexts_by_execution(e.id)[0].name for e in store.executions()) == ["p/prepare", "p/train"]
+
+
+def test_all_with_one_refused_lock_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".git").mkdir()
+    place(tmp_path, "dvc2.lock")
+    place(tmp_path, "bad_conflict.lock", "z/dvc.lock")
+    store_path = tmp_path / "mlmd"
+    connect(store_path)
+    before = counts(connect(store_path))
+    res = run_cli(["dvc", "ingest", "--all", "-f", str(store_path)])
+    assert res.exit_code == 2 and "z/dvc.lock:3: merge-conflict marker" in res.stderr
+    assert counts(connect(store_path)) == before == (0, 0, 0)

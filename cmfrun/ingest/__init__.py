@@ -89,6 +89,11 @@ def dvc_ingest(
         return ingest_locks(store, locks, pipeline=settings.pipeline, root=root, dry_run=dry_run)
     finally:
         store.close()
+        scratch = getattr(store, "_dry_run_dir", None)
+        if scratch:
+            import shutil
+
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _open(uri: str, dry_run: bool) -> Any:
@@ -103,7 +108,9 @@ def _open(uri: str, dry_run: bool) -> Any:
             import tempfile
 
             tmp = tempfile.mkdtemp(prefix="cmfrun-dry-run-")
-            return connect(str(Path(tmp) / "mlmd"), create=True)
+            scratch = connect(str(Path(tmp) / "mlmd"), create=True)
+            scratch._dry_run_dir = tmp  # type: ignore[attr-defined]
+            return scratch
         return connect(uri, create=False)
     store = connect(uri, create=True)
     # Finished `cmfrun --` runs still in journals must be in the store before matching.
