@@ -302,3 +302,19 @@ def test_all_with_one_refused_lock_writes_nothing(tmp_path: Path, monkeypatch: p
     res = run_cli(["dvc", "ingest", "--all", "-f", str(store_path)])
     assert res.exit_code == 2 and "z/dvc.lock:3: merge-conflict marker" in res.stderr
     assert counts(connect(store_path)) == before == (0, 0, 0)
+
+
+def test_command_match_ignores_the_cmfrun_prefix_and_quoting(tmp_path: Path) -> None:
+    lock_path = tmp_path / "dvc.lock"
+    lock_path.write_text(
+        "schema: '2.0'\nstages:\n  train:\n    cmd: cmfrun -s x --  python   \"train.py\" --out 'a b.pkl'\n"
+        "    outs:\n    - path: a b.pkl\n      md5: " + "e" * 32 + "\n"
+    )
+    store = connect(tmp_path / "mlmd")
+    eid = wrapper_run(store, "adhoc", "python train.py --out 'a b.pkl'")
+    other = wrapper_run(store, "unrelated", "python other.py")
+    summary = ingest_locks(store, [lock_path], pipeline="p", root=tmp_path)
+    [plan] = summary.plan
+    assert (plan.action, plan.matched_by, plan.execution_id) == ("merge", "command", eid)
+    assert artifacts_of(store, eid) == {("a b.pkl", "OUTPUT"): "e" * 32}
+    assert artifacts_of(store, other) == {}
