@@ -98,8 +98,9 @@ def _location_key(location: "StoreLocation") -> str:
 
 
 # -- writing --------------------------------------------------------------------------------
-def write(path: Path, data: Dict[str, Any]) -> None:
-    """Write ``data`` to ``path`` atomically (a reader sees the old or the new file)."""
+def write(path: Path, data: Dict[str, Any], *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (a reader sees the old or the new file);
+    ``durable`` also fsyncs it (the final record; a RUNNING marker need not survive a crash)."""
     if not path.parent.is_dir():
         path.parent.mkdir(parents=True, exist_ok=True)
         # Journals are machine-local state: keep them out of `git status`.
@@ -108,8 +109,9 @@ def write(path: Path, data: Dict[str, Any]) -> None:
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(data, fh, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:

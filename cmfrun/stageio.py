@@ -15,7 +15,6 @@ wrapper's hot path never imports the store.
 """
 from __future__ import annotations
 
-import glob
 import logging
 import os
 from dataclasses import dataclass
@@ -110,6 +109,8 @@ def expand(patterns: Iterable[str], cwd: Path, *, must_exist: bool) -> List[str]
     out: List[str] = []
     for pat in patterns:
         if any(ch in pat for ch in "*?["):
+            import glob
+
             matches = sorted(glob.glob(str(cwd / pat), recursive=True))
             if matches:
                 out.extend(os.path.relpath(m, cwd) for m in matches)

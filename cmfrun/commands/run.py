@@ -251,7 +251,7 @@ class _Recording:
 
     # -- before the child ------------------------------------------------------------------
     def prepare(self) -> None:
-        from cmfrun import config, envinfo, stageio
+        from cmfrun import config, envinfo
 
         o = self.options
         env = os.environ
@@ -302,6 +302,10 @@ class _Recording:
         }
         self._git_root = git.root
         # Inputs: the DVC stage's deps and params, then --in.
+        if not (dvc_stage or o.inputs or o.outputs or o.metrics or o.models):
+            return  # nothing to resolve or hash: keep the hot path free of stageio's imports
+        from cmfrun import stageio
+
         paths_in: List[Tuple[str, str]] = []
         if dvc_stage and dvc_root is not None and not is_dvc_pipeline_command(self.argv):
             try:
@@ -328,17 +332,17 @@ class _Recording:
         store = s.store
         self.path = journal.journal_dir(store, s.root) / f"{self.run['uuid']}.json"
         try:
-            journal.write(self.path, journal.new_entry(store, self.run, state="RUNNING"))
+            journal.write(self.path, journal.new_entry(store, self.run, state="RUNNING"), durable=False)
         except OSError:
             # The store's folder is read-only: keep the journal at the project root.
             fallback = s.root / journal.JOURNAL_DIR
             self.extra_dirs.append(fallback)
             self.path = fallback / f"{self.run['uuid']}.json"
-            journal.write(self.path, journal.new_entry(store, self.run, state="RUNNING"))
+            journal.write(self.path, journal.new_entry(store, self.run, state="RUNNING"), durable=False)
 
     # -- after the child -------------------------------------------------------------------
     def finish(self, child: Any) -> None:
-        from cmfrun import gitinfo, stageio
+        from cmfrun import gitinfo
 
         o = self.options
         root = self.settings.root
@@ -364,8 +368,10 @@ class _Recording:
             found = _git_dir(Path(self._git_root))
             end = _read_head(found[1]) if found else None
             self.run["git_end_commit"] = end if end is not None else gitinfo.head_commit(self._git_root)
-        if child.not_found:
+        if child.not_found or not (self.plan is not None or o.outputs or o.metrics or o.models):
             return
+        from cmfrun import stageio
+
         items: List[Tuple[str, str]] = []
         if self.plan is not None:
             items += list(self.plan.outs)
