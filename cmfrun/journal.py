@@ -410,6 +410,10 @@ def _background(store: str, root: Path, extra_dirs: List[Path], linger: float) -
     st = None
     total = 0
     try:
+        os.nice(10)  # bookkeeping: leave the CPU to the pipeline that is still running
+    except OSError:
+        pass
+    try:
         while True:
             fh = _try_flock(jdir / MERGER_LOCK)
             if fh is None:
