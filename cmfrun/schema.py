@@ -39,8 +39,9 @@ CMF_EXECUTION_PROPERTIES: Mapping[str, str] = {
 CMFRUN_EXECUTION_PROPERTIES: Mapping[str, str] = {
     "Git_Dirty": "INT",
     "Stage": "STRING",
-    "Start_Time_ms": "INT",
-    "End_Time_ms": "INT",
+    # Epoch milliseconds overflow MLMD's 32-bit int column on PostgreSQL/MySQL: doubles hold them exactly.
+    "Start_Time_ms": "DOUBLE",
+    "End_Time_ms": "DOUBLE",
     "Duration_s": "DOUBLE",
     "Exit_Code": "INT",
     "Working_Dir": "STRING",

@@ -215,11 +215,26 @@ def _quiet_stderr(enabled: bool) -> Iterator[None]:
         os.close(saved)
 
 
-def _set_value(target: Any, value: Value) -> None:
-    if isinstance(value, bool):
+#: MLMD keeps int_value in a 32-bit column on PostgreSQL and MySQL.
+_INT32 = (-(2**31), 2**31 - 1)
+
+
+def _set_value(target: Any, value: Value, kind: str = "") -> None:
+    """Store ``value``; a declared ``kind`` wins. Undeclared ints beyond 32 bits become
+    doubles (exact to 2**53) so every backend accepts them."""
+    if kind == "DOUBLE" and isinstance(value, (int, float)):
+        target.double_value = float(value)
+    elif kind == "INT" and isinstance(value, (int, float)):
+        target.int_value = int(value)
+    elif kind == "STRING":
+        target.string_value = str(value)
+    elif isinstance(value, bool):
         target.int_value = int(value)
     elif isinstance(value, int):
-        target.int_value = value
+        if _INT32[0] <= value <= _INT32[1]:
+            target.int_value = value
+        else:
+            target.double_value = float(value)
     elif isinstance(value, float):
         target.double_value = value
     else:
@@ -243,11 +258,11 @@ def _props(mapping: Any) -> Dict[str, Value]:
     return {k: _get_value(v) for k, v in mapping.items()}
 
 
-def _fill(target: Any, values: Props) -> None:
+def _fill(target: Any, values: Props, declared: Mapping[str, str] = {}) -> None:
     for key, value in values.items():
         if value is None:
             continue
-        _set_value(target[key], value)  # type: ignore[index]
+        _set_value(target[key], value, declared.get(key, ""))
 
 
 class Store:
@@ -476,7 +491,7 @@ class Store:
         p = pb.Context(type_id=self._context_type_id(c.type), name=c.name)
         if c.id is not None:
             p.id = c.id
-        _fill(p.properties, c.properties)
+        _fill(p.properties, c.properties, schema.CONTEXT_PROPERTIES.get(c.type, {}))
         _fill(p.custom_properties, c.custom)
         return p
 
@@ -484,7 +499,7 @@ class Store:
         p = pb.Artifact(type_id=self._artifact_type_id(a.type), name=a.name, uri=a.uri)
         if a.id is not None:
             p.id = a.id
-        _fill(p.properties, a.properties)
+        _fill(p.properties, a.properties, schema.ARTIFACT_PROPERTIES.get(a.type, {}))
         _fill(p.custom_properties, a.custom)
         return p
 
@@ -495,7 +510,7 @@ class Store:
         if e.id is not None:
             p.id = e.id
         p.last_known_state = _STATE[e.state]
-        _fill(p.properties, e.properties)
+        _fill(p.properties, e.properties, schema.EXECUTION_PROPERTIES)
         _fill(p.custom_properties, e.custom)
         return p
 

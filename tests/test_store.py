@@ -93,3 +93,20 @@ def test_parse_location() -> None:
         "postgresql", "db.example", 6543, "u", "p@ss", "meta")
     assert parse_location("mysql://root@h/db").port == 3306
     assert parse_location("x/mlmd").backend == "sqlite"
+
+
+def test_large_numbers_fit_every_backend(store_uri: str) -> None:
+    """MLMD's int column is 32-bit on PostgreSQL/MySQL: epoch ms and sizes > 2**31 must still write."""
+    store = connect(store_uri)
+    big = 2**40 + 3
+    run = RunRecord(
+        "p", "s", "cmd", new_uuid(),
+        properties={"Start_Time_ms": 1795425259494, "End_Time_ms": 1795425259999, "Exit_Code": 0},
+        inputs=[FileRef("big.bin", "d" * 32, size=big)],
+    )
+    res = record_run(store, run)
+    [ex] = store.executions_by_id([res.execution_id])
+    assert ex.properties["Start_Time_ms"] == 1795425259494
+    assert ex.properties["Exit_Code"] == 0
+    [art] = store.artifacts_by_uri(["d" * 32])
+    assert art.custom["size"] == big
