@@ -290,3 +290,37 @@ def test_locked_store_run_merged_later(repo: Project) -> None:
         time.sleep(0.5)
         assert store.executions() == []
     assert len(executions(repo.root / "mlmd")) == 1  # open_store merges what is left
+
+
+def test_journal_cannot_be_written_command_still_runs(repo: Project) -> None:
+    """Like a full disk: no journal can be written anywhere; the run goes on, one line says so."""
+    (repo.root / ".cmfrun-journal").write_text("a file where the journal folder should be")
+    proc = cmfrun(repo.root, "--", PY, "-c", "print('ran'); raise SystemExit(5)")
+    assert proc.returncode == 5 and proc.stdout == "ran\n"
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cmfrun: warning: run not recorded")
+    proc = cmfrun(repo.root, "--strict", "--", "true")
+    assert proc.returncode == 3 and proc.stderr.startswith("cmfrun: error: run not recorded")
+
+
+def test_strict_missing_input_still_runs_then_errors(repo: Project) -> None:
+    marker = repo.root / "ran.txt"
+    proc = cmfrun(repo.root, "--strict", "--in", "missing.csv", "--", PY, "-c", f"open({str(marker)!r}, 'w')")
+    assert marker.exists()
+    assert proc.returncode == 3 and "missing.csv" in proc.stderr
+
+
+def test_every_backend(project: Project, store_uri: str) -> None:
+    """SQLite, PostgreSQL and MariaDB stores; server stores keep journals at the project root."""
+    project.git_init()
+    project.commit()
+    proc = cmfrun(project.root, "-f", store_uri, "--", "true")
+    assert proc.returncode == 0 and proc.stderr == ""
+    from cmfrun.commands import open_store
+
+    store = open_store(store_uri)
+    (e,) = store.executions()
+    assert e.state == "COMPLETE" and e.properties["Recorded_By"] == "cmfrun"
+    # epoch ms do not fit PostgreSQL/MySQL's 32-bit int_value: custom doubles there
+    start = e.properties.get("Start_Time_ms", e.custom.get("Start_Time_ms"))
+    assert isinstance(start, (int, float)) and start > 1.6e12

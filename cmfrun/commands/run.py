@@ -430,10 +430,6 @@ def run_wrapped(argv: Sequence[str], options: RunOptions = RunOptions()) -> RunO
         if not wrapping_dvc:
             rec.start()
         stage_ok = True
-    except InputFileError as exc:
-        if options.strict:
-            raise
-        rec.fail("run not recorded", exc)
     except Exception as exc:  # recording must never stop the user's command
         rec.fail("run not recorded", exc)
     child = proc.passthrough(argv, log_file=options.log_file)
