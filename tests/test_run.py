@@ -238,13 +238,28 @@ def test_background_merge_reaches_store(repo: Project) -> None:
 
 
 # -- a failing store never breaks the run -------------------------------------------------------
-def _bad_stores(tmp_path: Path) -> Dict[str, str]:
+def _read_only(paths: List[Path], request: pytest.FixtureRequest) -> None:
+    """Make ``paths`` unwritable, for root too (the immutable attribute) when chattr works."""
+    import shutil
+
+    if os.geteuid() != 0:
+        for p in paths:
+            p.chmod(0o555 if p.is_dir() else 0o444)
+        return
+    if shutil.which("chattr") is None:
+        pytest.skip("root ignores permissions and chattr is missing")
+    for p in paths:
+        if subprocess.run(["chattr", "+i", str(p)], capture_output=True).returncode != 0:
+            pytest.skip("root ignores permissions and chattr +i is not supported here")
+        request.addfinalizer(lambda p=p: subprocess.run(["chattr", "-i", str(p)], capture_output=True))
+
+
+def _bad_stores(tmp_path: Path, request: pytest.FixtureRequest) -> Dict[str, str]:
     ro_dir = tmp_path / "ro"
     ro_dir.mkdir()
     ro = ro_dir / "mlmd"
     connect(ro).close()
-    ro.chmod(0o444)
-    ro_dir.chmod(0o555)
+    _read_only([ro, ro_dir], request)
     corrupt = tmp_path / "corrupt"
     corrupt.write_text("this is not sqlite" * 10)
     return {
@@ -256,10 +271,9 @@ def _bad_stores(tmp_path: Path) -> Dict[str, str]:
 
 @pytest.mark.parametrize("kind", ["read-only", "corrupt", "unreachable"])
 @pytest.mark.parametrize("sync", ["0", "1"])
-def test_failing_store_command_still_runs(repo: Project, tmp_path: Path, kind: str, sync: str) -> None:
-    if kind == "read-only" and os.geteuid() == 0:
-        pytest.skip("root ignores file permissions")
-    store = _bad_stores(tmp_path)[kind]
+def test_failing_store_command_still_runs(repo: Project, tmp_path: Path, kind: str, sync: str,
+                                         request: pytest.FixtureRequest) -> None:
+    store = _bad_stores(tmp_path, request)[kind]
     marker = repo.root / "ran.txt"
     proc = cmfrun(repo.root, "-f", store, "--", PY, "-c", f"open({str(marker)!r}, 'w'); raise SystemExit(4)",
                   env={"CMFRUN_SYNC": sync})
@@ -271,9 +285,10 @@ def test_failing_store_command_still_runs(repo: Project, tmp_path: Path, kind: s
     assert list((repo.root / ".cmfrun-journal").glob("*.json")) or list(Path(store).parent.glob(".cmfrun-journal/*.json"))
 
 
-@pytest.mark.parametrize("kind", ["corrupt", "unreachable"])
-def test_strict_turns_record_failure_into_error(repo: Project, tmp_path: Path, kind: str) -> None:
-    store = _bad_stores(tmp_path)[kind]
+@pytest.mark.parametrize("kind", ["read-only", "corrupt", "unreachable"])
+def test_strict_turns_record_failure_into_error(repo: Project, tmp_path: Path, kind: str,
+                                                request: pytest.FixtureRequest) -> None:
+    store = _bad_stores(tmp_path, request)[kind]
     proc = cmfrun(repo.root, "--strict", "-f", store, "--", "true")
     assert proc.returncode == 3
     assert proc.stderr.startswith("cmfrun: error:")

@@ -240,3 +240,20 @@ stages:
     check(dvcproj, 2)  # plain dvc.yaml: the wrapper's light parser, checked against dvc.lock
     got = recorded(dvcproj.root / "mlmd")
     assert got["a"][2]["train.lr"] == 0.5 and got["a"][2]["sizes"] == "[1, 2]"
+
+
+def test_dvc_exp_run_wrapped_stages(dvcproj: Project) -> None:
+    """`dvc exp run` sets DVC_STAGE/DVC_ROOT like repro; params set with -S are what is recorded."""
+    dvcproj.write("dvc.yaml", f"""
+stages:
+  train:
+    cmd: {WRAP} python copy.py data/raw.txt model.pkl
+    deps: [copy.py, data/raw.txt]
+    params: [train.lr]
+    outs: [model.pkl]
+""")
+    dvcproj.commit()
+    dvcproj.dvc("exp", "run", "-S", "train.lr=0.25")
+    got = recorded(dvcproj.root / "mlmd")
+    assert got["train"][2]["train.lr"] == 0.25
+    check(dvcproj, 1)
