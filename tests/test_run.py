@@ -103,6 +103,16 @@ def test_missing_program_is_127(repo: Project) -> None:
 def test_no_command_is_usage_error(repo: Project) -> None:
     proc = cmfrun(repo.root, "--")
     assert proc.returncode == 2 and "no command given" in proc.stderr
+    proc = cmfrun(repo.root, "--bogus", "--", "true")
+    assert proc.returncode == 2 and "--bogus" in proc.stderr
+    assert not (repo.root / "mlmd").exists()
+
+
+def test_without_double_dash_first_word_starts_command(repo: Project) -> None:
+    proc = cmfrun(repo.root, "-s", "st", PY, "-c", "import sys; print(sys.argv[1:])", "-s", "--in", "x")
+    assert proc.returncode == 0 and proc.stdout.strip() == "['-s', '--in', 'x']"
+    (e,) = executions(repo.root / "mlmd")
+    assert e.properties["Stage"] == "st"
 
 
 def test_options_after_double_dash_pass_through(repo: Project) -> None:

@@ -62,7 +62,9 @@ class _WrapperCommand(click.Command):
 @click.command(
     cls=_WrapperCommand,
     context_settings={
-        "ignore_unknown_options": True,
+        # Not ignore_unknown_options: a typo before `--` must be an error, not the command.
+        # Without `--`, the first word that is not an option starts the command and
+        # everything after it (options included) is passed through.
         "allow_interspersed_args": False,
         "help_option_names": ["-h", "--help"],
     },
