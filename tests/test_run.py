@@ -349,3 +349,60 @@ def test_every_backend(project: Project, store_uri: str) -> None:
     # epoch ms do not fit PostgreSQL/MySQL's 32-bit int_value: custom doubles there
     start = e.properties.get("Start_Time_ms", e.custom.get("Start_Time_ms"))
     assert isinstance(start, (int, float)) and start > 1.6e12
+
+
+PARSE_CASES = [
+    ["--", "true"],
+    ["-f", "x.db", "-p", "pipe", "-s", "st", "--", "python", "t.py", "--in", "z"],
+    ["--in", "a", "b", "c", "--out", "o", "--", "make", "-j2"],
+    ["--in=a", "--out", "o1", "o2", "--metrics", "m.json", "--model", "model.pkl", "--sync", "--", "x"],
+    ["-i", "a", "-i", "b", "-o", "c", "-m", "m.yaml", "--log", "run.log", "--strict", "--", "sh", "-c", "exit 3"],
+    ["python", "train.py", "--in", "x"],
+    ["-s", "st", "python", "-c", "pass", "-s"],
+]
+
+
+@pytest.mark.parametrize("args", PARSE_CASES, ids=lambda a: " ".join(a))
+def test_fast_parser_agrees_with_click(args: List[str]) -> None:
+    """`python -m cmfrun` parses without click; both parsers must read options alike."""
+    from cmfrun.cli.run import run_command, split_multi
+    from cmfrun.commands.run import parse_fast
+
+    fast = parse_fast(args)
+    assert fast is not None
+    options, command = fast
+    ctx = run_command.make_context("cmfrun", split_multi(list(args)))
+    p = ctx.params
+    argv = list(p["argv"])
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    assert command == argv
+    assert (options.mlmd, options.pipeline, options.stage) == (p["mlmd"], p["pipeline"], p["stage"])
+    assert (options.inputs, options.outputs, options.metrics, options.models) == (
+        p["inputs"], p["outputs"], p["metrics"], p["model"])
+    assert (options.log_file, options.strict, options.sync) == (p["log_file"], p["strict"], p["sync"])
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--bogus", "--", "x"], ["--in"], ["--"], [], ["--sync"]])
+def test_fast_parser_defers_to_click(args: List[str]) -> None:
+    from cmfrun.commands.run import parse_fast
+
+    assert parse_fast(args) is None
+
+
+def test_console_script_click_path(repo: Project, tmp_path: Path) -> None:
+    """The `cmfrun` console script (click) behaves as `python -m cmfrun` (fast parser)."""
+    script = Path(PY).parent / "cmfrun"
+    if not script.exists():
+        pytest.skip("console script not installed")
+    env = cli_env(CMFRUN_SYNC="1")
+    proc = subprocess.run([str(script), "-s", "cs", "--", PY, "-c", "raise SystemExit(3)"], cwd=repo.root, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 3 and proc.stderr == ""
+    corrupt = tmp_path / "corrupt"
+    corrupt.write_text("not sqlite" * 10)
+    proc = subprocess.run([str(script), "--strict", "-f", str(corrupt), "--", "true"], cwd=repo.root, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 3 and proc.stderr.startswith("cmfrun: error:")
+    (e,) = executions(repo.root / "mlmd")
+    assert e.properties["Stage"] == "cs" and e.properties["Exit_Code"] == 3

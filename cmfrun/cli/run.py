@@ -102,7 +102,7 @@ def run_command(
         cmfrun --in data/raw --out data/prepared -- python prepare.py
     """
     from cmfrun.cli import fail
-    from cmfrun.commands.run import RunOptions, run_wrapped
+    from cmfrun.commands.run import RunOptions, render, run_wrapped
     from cmfrun.errors import CmfrunError
 
     args = list(argv)
@@ -126,14 +126,7 @@ def run_command(
         outcome: Any = run_wrapped(args, options)
     except CmfrunError as exc:
         raise fail(str(exc).splitlines()[0], exc.exit_code) from None
-    if outcome.not_found:
-        click.echo(f"cmfrun: {args[0]}: command not found", err=True)
-    for line in outcome.warnings:
-        if outcome.record_error == line:
-            prefix = "cmfrun: error: " if strict else "cmfrun: warning: "
-        else:
-            prefix = "cmfrun: warning: "
-        click.echo(prefix + line, err=True)
-    if strict and outcome.record_error and outcome.exit_status == 0:
-        return 3
-    return int(outcome.exit_status)
+    lines, status = render(outcome, args[0], strict)
+    for line in lines:
+        click.echo(line, err=True)
+    return status
