@@ -321,10 +321,8 @@ class Cmf:
             # HEAD and the dirty flag change between executions; root and remote do not.
             sha, dirty = gitinfo.head_and_dirty(self.root)
             git = replace(git, commit=sha, dirty=dirty)
-        # Start_Time_ms/End_Time_ms are not written: MLMD's int_value is 32-bit on PostgreSQL
-        # and MySQL, so epoch milliseconds overflow there; MLMD's own create/update times
-        # carry the same facts on every backend.
         extras: Dict[str, Any] = {
+            "Start_Time_ms": time.time() * 1000.0,
             "Working_Dir": self._relpath(os.getcwd())[1] or ".",  # as the wrapper: root-relative
             "Host": socket.gethostname(),
             "User": _user(),
@@ -456,6 +454,7 @@ class Cmf:
             props["Git_End_Commit"] = gitinfo.head_commit(self.root)
         if self._start_monotonic:
             props["Duration_s"] = round(time.monotonic() - self._start_monotonic, 6)
+            props["End_Time_ms"] = time.time() * 1000.0
         final = replace(ex, properties=props, state=state)
         self.store.update_execution(final)
         self.execution = final

@@ -41,6 +41,8 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 #: How long a writer waits for another process's write lock on a SQLite store.
 LOCK_TIMEOUT_S = 120.0
 _IN_CLAUSE_CHUNK = 500
+#: How each backend words a unique-constraint violation.
+_UNIQUE_VIOLATION = ("duplicate key value", "Duplicate entry", "UNIQUE constraint failed")
 #: Up to this many uris, :meth:`Store.artifacts_by_uri` uses one indexed lookup per uri.
 _FEW_URIS = 20
 
@@ -339,6 +341,9 @@ class Store:
                 raise
             except mlmd_errors.StatusError as exc:
                 msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                if any(m in str(exc) for m in _UNIQUE_VIOLATION):
+                    # PostgreSQL/MySQL report a lost creation race as an internal error.
+                    raise mlmd_errors.AlreadyExistsError(msg) from None
                 if "readonly" in msg.lower() or "read-only" in msg.lower():
                     raise errors.ReadOnlyStoreError(f"store {self.location} is read-only: {msg}") from None
                 raise errors.StoreError(f"store {self.location}: write failed: {msg}") from None
@@ -385,10 +390,18 @@ class Store:
             if self.read_only:
                 raise errors.ReadOnlyStoreError(f"store {self.location} is open read-only")
             proto = cls(name=name)
+            if existing is None:
+                # MLMD has no unique index on type names (PostgreSQL/MySQL writers racing
+                # would create two "train" types); external_id is unique, so the loser of
+                # the race gets AlreadyExists and reads the winner's type instead.
+                proto.external_id = type_external_id(kind, name)
             for prop, pkind in properties.items():
                 proto.properties[prop] = _KIND[pkind]
-            with self._writing():
-                type_id = int(putter(proto, can_add_fields=True, can_omit_fields=True))
+            try:
+                with self._writing():
+                    type_id = int(putter(proto, can_add_fields=True, can_omit_fields=True))
+            except mlmd_errors.AlreadyExistsError:
+                return self.ensure_type(kind, name, properties)
         self._type_ids[key] = type_id
         self._type_names[(kind, type_id)] = name
         return type_id
@@ -411,10 +424,16 @@ class Store:
             request = svc.PutTypesRequest(can_add_fields=True, can_omit_fields=True)
             for n in missing:
                 t = request.execution_types.add(name=n)
+                if n not in existing:
+                    t.external_id = type_external_id("execution", n)  # see ensure_type
                 for prop, pkind in props.items():
                     t.properties[prop] = _KIND[pkind]
-            with self._writing():
-                self._mlmd._call("PutTypes", request, svc.PutTypesResponse())
+            try:
+                with self._writing():
+                    self._mlmd._call("PutTypes", request, svc.PutTypesResponse())
+            except mlmd_errors.AlreadyExistsError:
+                for n in missing:  # a concurrent writer created some: settle them one by one
+                    self.ensure_type("execution", n, props)
             existing = {t.name: t for t in self._mlmd.get_execution_types()}
         for n in wanted:
             self._type_ids[("execution", n)] = int(existing[n].id)
@@ -679,14 +698,19 @@ class Store:
     ) -> Context:
         """CMF's get-or-create by name: custom properties are set on first creation only."""
         found = self.context(type_name, name)
-        if found is None:
+        attempt = 0
+        while found is None:
             try:
                 self.put_context(Context(type_name, name, properties=properties, custom=custom), parent_id)
             except mlmd_errors.AlreadyExistsError:
-                pass  # another writer created it first
+                # Another writer is creating it; on a server its transaction may not be
+                # visible yet (or may have rolled back), so look again, then retry.
+                time.sleep(0.01 * attempt)
             found = self.context(type_name, name)
-            assert found is not None
-        elif parent_id is not None and parent_id not in {c.id for c in self.parent_contexts(found.id or 0)}:
+            attempt += 1
+            if found is None and attempt > 20:
+                raise errors.StoreError(f"store {self.location}: could not create context {name!r}")
+        if parent_id is not None and parent_id not in {c.id for c in self.parent_contexts(found.id or 0)}:
             with self._writing():
                 try:
                     self._mlmd.put_parent_contexts([pb.ParentContext(child_id=found.id, parent_id=parent_id)])
@@ -791,6 +815,11 @@ class Store:
     def close(self) -> None:
         """Drop the connection (MLMD closes it when the object goes away)."""
         self._mlmd = None  # type: ignore[assignment]
+
+
+def type_external_id(kind: str, name: str) -> str:
+    """The unique external id cmfrun gives the types it creates."""
+    return f"cmfrun:{kind}:{name}"
 
 
 def is_already_exists(exc: BaseException) -> bool:
