@@ -50,6 +50,8 @@ CMFRUN_EXECUTION_PROPERTIES: Mapping[str, str] = {
     "Peak_RSS_KiB": "INT",
     "CPU_Time_s": "DOUBLE",
     "Recorded_By": "STRING",
+    # Set by `cmf dvc ingest`: the md5 of the lock stage merged into this execution.
+    "Lock_Fingerprint": "STRING",
 }
 
 EXECUTION_PROPERTIES: Mapping[str, str] = {**CMF_EXECUTION_PROPERTIES, **CMFRUN_EXECUTION_PROPERTIES}

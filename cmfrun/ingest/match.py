@@ -80,7 +80,7 @@ class ExecutionIndex:
         execs_list = list(execs.values())
         index.ordered = sorted(execs_list, key=_order)
         for e in index.ordered:
-            fp = e.custom.get(FINGERPRINT)
+            fp = e.properties.get(FINGERPRINT)
             if fp:
                 index.by_fingerprint[str(fp)] = e
             index.by_stage.setdefault(stage_of(e, pipeline), []).append(e)
@@ -96,12 +96,12 @@ class ExecutionIndex:
         latest = [e for e in self.by_stage.get(stage, []) if e.id not in self.claimed]
         if latest:
             last = latest[-1]
-            if not last.custom.get(FINGERPRINT):
+            if not last.properties.get(FINGERPRINT):
                 self.claimed.add(int(last.id or 0))
                 return last, "stage"
             return None, ""  # the stage's latest run already holds another lock state
         for e in reversed(self.by_command.get(command, [])):
-            if e.id in self.claimed or e.custom.get(FINGERPRINT):
+            if e.id in self.claimed or e.properties.get(FINGERPRINT):
                 continue
             if stage_of(e, self.pipeline) in lock_stages:
                 continue  # recorded for another stage of this lock

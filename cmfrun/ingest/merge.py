@@ -132,7 +132,8 @@ def apply_plan(store: Store, plan: Plan, pipeline: str) -> None:
         executions: List[Execution] = []
         for ew in w.executions:
             if ew.existing is not None:
-                executions.append(replace(ew.existing, custom={**ew.existing.custom, **ew.custom_update}))
+                executions.append(replace(ew.existing, custom={**ew.existing.custom, **ew.custom_update},
+                                          properties={**ew.existing.properties, **ew.property_update}))
             else:
                 assert ew.run is not None
                 stage_ctx = by_name[wanted[ew.stage]]

@@ -61,6 +61,7 @@ class ExecWrite:
     existing: Optional[Execution] = None
     run: Optional[RunRecord] = None
     custom_update: Dict[str, Any] = field(default_factory=dict)
+    property_update: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -80,7 +81,7 @@ class Writes:
     @property
     def empty(self) -> bool:
         return not self.edges and not self.relinks and not any(
-            w.existing is None or w.custom_update for w in self.executions)
+            w.existing is None or w.custom_update or w.property_update for w in self.executions)
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ def make_plan(
     if names:
         for lost in _executions_named(store, list(names)):
             i = names.get(lost.name)
-            if i is not None and lost.custom.get(FINGERPRINT) == matched[i][4]:
+            if i is not None and lost.properties.get(FINGERPRINT) == matched[i][4]:
                 m = matched[i]
                 matched[i] = (m[0], m[1], m[2], m[3], m[4], m[5], lost, "fingerprint")
                 relink.add(int(lost.id or 0))
@@ -312,10 +313,11 @@ def make_plan(
             n_events += 1
 
         custom_update: Dict[str, Any] = {}
+        property_update: Dict[str, Any] = {}
         if found is not None:
             custom_update = {k: v for k, v in params.items() if k not in found.custom}
-            if found.custom.get(FINGERPRINT) != fp:
-                custom_update[FINGERPRINT] = fp
+            if found.properties.get(FINGERPRINT) != fp:
+                property_update[FINGERPRINT] = fp
         if found is None:
             action = CREATE
             run = RunRecord(
@@ -327,14 +329,15 @@ def make_plan(
                 execution_name=exec_name,
                 git_repo=git_info()[0],
                 git_start_commit=git_info()[1],
-                properties={"Recorded_By": RECORDED_BY},
-                custom={**params, FINGERPRINT: fp},
+                properties={"Recorded_By": RECORDED_BY, FINGERPRINT: fp},
+                custom=params,
             )
             writes.executions.append(ExecWrite(len(plans), sid, run=run))
             writes.stages.add(sid)
-        elif pending_edges or custom_update:
+        elif pending_edges or custom_update or property_update:
             action = MERGE
-            writes.executions.append(ExecWrite(len(plans), sid, existing=found, custom_update=custom_update))
+            writes.executions.append(ExecWrite(len(plans), sid, existing=found, custom_update=custom_update,
+                                               property_update=property_update))
         else:
             action = UNCHANGED
         if action != UNCHANGED:
