@@ -188,9 +188,20 @@ def load_stage(dvc_yaml: Path, name: str, root: Optional[Path] = None) -> Option
     return _stage(name, d, root=root, yaml_dir=yaml_dir, dvcfile=dvcfile, models=_model_paths(data, yaml_dir, root))
 
 
-def read_params(root: Path, params: Tuple[ParamDef, ...]) -> Dict[str, Any]:
-    """Values of a stage's params, keyed as DVC shows them (``train.lr``); files with
-    ``keys=()`` contribute all their top-level keys. Missing files or keys are skipped."""
+def param_prefix(param: ParamDef, wdir: str = ".") -> str:
+    """How a params file prefixes its keys: nothing for the stage's own ``params.yaml``,
+    else ``<file relative to wdir>:`` (``config/model.json:arch.name``), as ingest keys them."""
+    base = "" if wdir in ("", ".") else wdir
+    if param.file == _rel(Path("/"), base, DEFAULT_PARAMS_FILE):
+        return ""
+    rel = posixpath.relpath(param.file, base or ".")
+    return f"{rel}:"
+
+
+def read_params(root: Path, params: Tuple[ParamDef, ...], wdir: str = ".") -> Dict[str, Any]:
+    """Values of a stage's params, keyed as DVC shows them (``train.lr``; other files than
+    the stage's ``params.yaml`` as ``<file>:<key>``); files with ``keys=()`` contribute all
+    their top-level keys. Missing files or keys are skipped."""
     from dvc.utils.serialize import LOADERS
 
     values: Dict[str, Any] = {}
@@ -213,7 +224,7 @@ def read_params(root: Path, params: Tuple[ParamDef, ...]) -> Dict[str, Any]:
                     cur = _MISSING
                     break
             if cur is not _MISSING:
-                values[key] = _plain(cur)
+                values[param_prefix(p, wdir) + key] = _plain(cur)
     return values
 
 
@@ -235,4 +246,4 @@ def _plain(value: Any) -> Any:
     return value if value is None else str(value)
 
 
-__all__ = ["OutDef", "ParamDef", "StageDef", "MODEL_SUFFIXES", "load_stages", "load_stage", "read_params"]
+__all__ = ["OutDef", "ParamDef", "StageDef", "MODEL_SUFFIXES", "load_stages", "load_stage", "read_params", "param_prefix"]

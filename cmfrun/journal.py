@@ -135,46 +135,14 @@ def new_entry(store: str, run: Dict[str, Any], *, state: str) -> Dict[str, Any]:
 
 
 # -- reading and merging --------------------------------------------------------------------
-_INT32 = 2**31
+def to_run_record(entry: Dict[str, Any]) -> "RunRecord":
+    """Turn a journal document back into a :class:`~cmfrun.recorder.RunRecord`.
 
-
-def _fits(value: Any) -> bool:
-    return not isinstance(value, int) or isinstance(value, bool) or -_INT32 <= value < _INT32
-
-
-def _for_32bit_ints(run: Dict[str, Any]) -> Dict[str, Any]:
-    """PostgreSQL and MySQL keep MLMD's ``int_value`` in a 32-bit column: epoch milliseconds
-    and sizes above 2 GiB go to custom properties as doubles (exact to 2**53) instead."""
-    props = dict(run.get("properties") or {})
-    custom = dict(run.get("custom") or {})
-    for key, value in list(props.items()):
-        if not _fits(value):
-            del props[key]
-            custom[key] = float(value)
-    custom = {k: (float(v) if not _fits(v) else v) for k, v in custom.items()}
-    refs = {}
-    for side in ("inputs", "outputs"):
-        fixed = []
-        for ref in run.get(side) or ():
-            ref = dict(ref)
-            extra = dict(ref.get("custom") or {})
-            for key in ("size", "nfiles"):
-                if ref.get(key) is not None and not _fits(ref[key]):
-                    extra[key] = float(ref[key])
-            ref["custom"] = {k: (float(v) if not _fits(v) else v) for k, v in extra.items()}
-            fixed.append(ref)
-        refs[side] = fixed
-    return {**run, "properties": props, "custom": custom, **refs}
-
-
-def to_run_record(entry: Dict[str, Any], *, int32: bool = False) -> "RunRecord":
-    """Turn a journal document back into a :class:`~cmfrun.recorder.RunRecord`
-    (``int32``: for a server store, see :func:`_for_32bit_ints`)."""
+    Wide ints (epoch ms, sizes over 2 GiB) need no care here: the store writes them as
+    doubles where a backend's int column is 32-bit."""
     from cmfrun.recorder import FileRef, RunRecord
 
     run = dict(entry["run"])
-    if int32:
-        run = _for_32bit_ints(run)
     run["inputs"] = tuple(_ref(FileRef, r) for r in run.get("inputs", ()))
     run["outputs"] = tuple(_ref(FileRef, r) for r in run.get("outputs", ()))
     if entry.get("state") == "RUNNING":
@@ -315,7 +283,7 @@ def merge_file(store: "Store", path: Path) -> bool:
     if entry is None:
         return False
     try:
-        record_run(store, to_run_record(entry, int32=store.location.backend != "sqlite"))
+        record_run(store, to_run_record(entry))
     except BaseException:
         # Put it back so the next merge retries: nothing recorded is lost.
         try:

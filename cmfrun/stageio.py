@@ -240,7 +240,7 @@ def resolve_dvc_stage(dvc_stage: str, dvc_root: Path, cwd: Path, root: Path) -> 
         for out in stage.outs:
             kind = METRICS if out.kind == "metrics" else MODEL if out.is_model else DATASET
             outs.append((_reroot(out.path, dvc_root, root), kind))
-        params = _read_params(dvc_root, stage.params)
+        params = _read_params(dvc_root, stage.params, stage.wdir)
         return StagePlan(
             name=stage.name,
             dvcfile=stage.dvcfile,
@@ -296,12 +296,12 @@ def _yaml_load(text: str) -> Any:
         return None
 
 
-def _read_params(root: Path, params: Sequence[Any]) -> Dict[str, Any]:
+def _read_params(root: Path, params: Sequence[Any], wdir: str = ".") -> Dict[str, Any]:
     """Param values (DVC keys); YAML/JSON files without DVC's loaders (~70 ms of imports)."""
     from cmfrun import dvcyaml
 
     if any(Path(p.file).suffix.lower() not in (".yaml", ".yml", ".json") for p in params):
-        return dvcyaml.read_params(root, tuple(params))
+        return dvcyaml.read_params(root, tuple(params), wdir)
     import json
 
     values: Dict[str, Any] = {}
@@ -313,7 +313,7 @@ def _read_params(root: Path, params: Sequence[Any]) -> Dict[str, Any]:
             text = path.read_text(encoding="utf-8")
             data = json.loads(text) if path.suffix.lower() == ".json" else _yaml_load(text)
         except (OSError, ValueError, UnicodeDecodeError):
-            return dvcyaml.read_params(root, tuple(params))  # let DVC's loader name the problem
+            return dvcyaml.read_params(root, tuple(params), wdir)  # let DVC's loader name the problem
         if not isinstance(data, dict):
             continue
         for key in p.keys or tuple(str(k) for k in data):
@@ -324,7 +324,7 @@ def _read_params(root: Path, params: Sequence[Any]) -> Dict[str, Any]:
                 else:
                     break
             else:
-                values[key] = cur
+                values[dvcyaml.param_prefix(p, wdir) + key] = cur
     return values
 
 

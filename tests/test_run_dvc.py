@@ -53,7 +53,12 @@ def from_lock(lock: Path, prefix: str = "", wdirs: Dict[str, str] = {}) -> Dict[
 
         deps = {(rel(d["path"]), d["md5"]) for d in st.get("deps", [])}
         outs = {(rel(o["path"]), o["md5"]) for o in st.get("outs", [])}
-        params = {k: v for f in (st.get("params") or {}).values() for k, v in f.items()}
+        # The stage's own params.yaml keys stand alone; other files' are `<file>:<key>` (as ingest).
+        params = {
+            (k if f == "params.yaml" else f"{f}:{k}"): v
+            for f, vals in (st.get("params") or {}).items()
+            for k, v in vals.items()
+        }
         out[name] = (deps, outs, params)
     return out
 
@@ -200,6 +205,7 @@ stages:
     deps: [copy.py, data/raw.txt]
     outs: [o.txt]
 """)
+    dvcproj.write("cfg.json", '{"model": {"depth": 7}}')
     dvcproj.commit()
     import subprocess
 
@@ -222,13 +228,14 @@ stages:
   a:
     cmd: {WRAP} python copy.py data/raw.txt a.txt
     deps: [copy.py, data/raw.txt]
-    params: [train.lr, sizes]
+    params: [train.lr, sizes, {{cfg.json: [model.depth]}}]
     outs: [a.txt]
   b:
     cmd: {WRAP} python copy.py a.txt b.txt
     deps: [copy.py, a.txt]
     outs: [b.txt]
 """)
+    dvcproj.write("cfg.json", '{"model": {"depth": 7}}')
     dvcproj.commit()
     import subprocess
 
@@ -240,6 +247,7 @@ stages:
     check(dvcproj, 2)  # plain dvc.yaml: the wrapper's light parser, checked against dvc.lock
     got = recorded(dvcproj.root / "mlmd")
     assert got["a"][2]["train.lr"] == 0.5 and got["a"][2]["sizes"] == "[1, 2]"
+    assert got["a"][2]["cfg.json:model.depth"] == 7  # same key as `cmf dvc ingest` gives it
 
 
 def test_dvc_exp_run_wrapped_stages(dvcproj: Project) -> None:
