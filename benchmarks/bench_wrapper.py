@@ -21,7 +21,9 @@ _PYCACHE = tempfile.mkdtemp(prefix="cmfrun-bench-pycache-")
 
 
 def _env(**extra: str) -> dict:
-    env = dict(os.environ)
+    # Run as a stage of the root dvc.yaml, this process inherits DVC_STAGE/DVC_ROOT and
+    # CMFRUN_*: the wrapped children must not resolve that outer stage or write its store.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "CMFRUN_"))}
     # Measure an installed package: byte-code cached (this sandbox sets PYTHONDONTWRITEBYTECODE,
     # which makes every start recompile cmfrun); the cache goes to a temp folder, not the repo.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
