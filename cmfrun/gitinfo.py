@@ -89,4 +89,95 @@ def state(cwd: Union[str, Path] = ".") -> GitState:
     return GitState(root=str(root), commit=head_commit(root), dirty=is_dirty(root), remote_url=remote_url(root))
 
 
-__all__ = ["GitState", "repo_root", "head_commit", "is_dirty", "head_and_dirty", "remote_url", "state"]
+def _git_dir(start: Path) -> Optional[Tuple[Path, Path]]:
+    """(work tree top, git dir) found by walking up; ``None`` outside git or for odd layouts."""
+    for d in (start, *start.parents):
+        dot = d / ".git"
+        if dot.is_dir():
+            return d, dot
+        if dot.is_file():
+            return None  # worktree/submodule: let git answer
+    return None
+
+
+def _read_head(git_dir: Path) -> Optional[str]:
+    """HEAD's sha read from the files (``None`` when git must be asked)."""
+    try:
+        head = (git_dir / "HEAD").read_text().strip()
+    except OSError:
+        return None
+    if not head.startswith("ref: "):
+        return head if len(head) == 40 else None
+    ref = head[5:]
+    try:
+        return (git_dir / ref).read_text().strip()
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None
+    try:
+        for line in (git_dir / "packed-refs").read_text().splitlines():
+            if line.endswith(" " + ref):
+                return line.split(" ", 1)[0]
+    except FileNotFoundError:
+        return ""  # unborn branch: no commit yet
+    except OSError:
+        return None
+    return ""
+
+
+def _first_remote(git_dir: Path) -> Optional[str]:
+    """URL of the first remote in .git/config (what ``git remote -v`` lists first)."""
+    try:
+        text = (git_dir / "config").read_text()
+    except OSError:
+        return None
+    in_remote = False
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            in_remote = line.startswith('[remote "')
+        elif in_remote and line.replace(" ", "").startswith("url="):
+            return line.split("=", 1)[1].strip()
+    return ""
+
+
+def quick_state(cwd: Union[str, Path]) -> GitState:
+    """:func:`state` with one ``git status`` call: HEAD and the first remote are read from
+    the ``.git`` files (the wrapper's hot path cannot afford four git runs); worktrees,
+    submodules and anything unusual fall back to asking git."""
+    cwd = Path(cwd).absolute()
+    found = _git_dir(cwd)
+    if found is None:
+        return state(cwd)
+    top, git_dir = found
+    commit = _read_head(git_dir)
+    remote = _first_remote(git_dir)
+    try:
+        out = proc.capture(["git", "status", "--porcelain", "--untracked-files=no"], cwd=top, check=False)
+        dirty: Optional[bool] = bool(out.stdout.strip()) if out.returncode == 0 else None
+    except ProcessError:
+        dirty = None
+    if commit is None or remote is None:
+        return state(cwd)
+    return GitState(str(top), commit, dirty, remote)
+
+
+def quick_head(root: Union[str, Path]) -> str:
+    """HEAD's sha read from the ``.git`` files when possible, else from git."""
+    found = _git_dir(Path(root).absolute())
+    head = _read_head(found[1]) if found else None
+    return head if head is not None else head_commit(root)
+
+
+__all__ = [
+    "GitState",
+    "repo_root",
+    "head_commit",
+    "is_dirty",
+    "head_and_dirty",
+    "remote_url",
+    "state",
+    "quick_state",
+    "quick_head",
+]

@@ -36,6 +36,25 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+MLMD_HELP = "Metadata store: file path or postgresql:// / mysql:// URI (default: CMFRUN_MLMD, .cmfconfig, ./mlmd)."
+
+
+def mlmd_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The ``-f/--mlmd STORE`` option every ``cmf`` command takes."""
+    return click.option("-f", "--mlmd", "mlmd", default=None, metavar="STORE", help=MLMD_HELP)(func)
+
+
+def subgroup(parent: click.Group, name: str, help_text: str) -> click.Group:
+    """The ``name`` sub-group of ``parent`` (``cmf dvc``, ``cmf execution``...), created by
+    whichever command module registers first."""
+    existing = parent.commands.get(name)
+    if isinstance(existing, click.Group):
+        return existing
+    group = click.Group(name, help=help_text, context_settings={"help_option_names": ["-h", "--help"]})
+    parent.add_command(group)
+    return group
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cmfrun", prog_name="cmf")
 @click.option("-v", "--verbose", is_flag=True, help="Log what cmfrun does to stderr.")

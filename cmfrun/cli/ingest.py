@@ -10,18 +10,7 @@ from typing import Any, Optional
 
 import click
 
-from cmfrun.cli import handle_errors
-
-_MLMD_HELP = "Metadata store: file path or postgresql:// / mysql:// URI (default: CMFRUN_MLMD, .cmfconfig, ./mlmd)."
-
-
-def _group(parent: click.Group, name: str, help_text: str) -> click.Group:
-    existing = parent.commands.get(name)
-    if isinstance(existing, click.Group):
-        return existing
-    group = click.Group(name, help=help_text, context_settings={"help_option_names": ["-h", "--help"]})
-    parent.add_command(group)
-    return group
+from cmfrun.cli import handle_errors, mlmd_option, subgroup
 
 
 def _plan_lines(summary: Any) -> list:
@@ -40,7 +29,7 @@ def _plan_lines(summary: Any) -> list:
 @click.command("ingest")
 @click.option("--lock", "lock", default=None, metavar="PATH", help="Ingest this one dvc.lock.")
 @click.option("--all", "all_locks", is_flag=True, help="Ingest every dvc.lock of the repository (sub-projects included).")
-@click.option("-f", "--mlmd", "mlmd", default=None, metavar="STORE", help=_MLMD_HELP)
+@mlmd_option
 @click.option("-p", "--pipeline", default=None, help="Pipeline name (default: CMFRUN_PIPELINE, .cmfconfig, root folder name).")
 @click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary (with the plan) as JSON.")
@@ -75,5 +64,5 @@ def ingest(lock: Optional[str], all_locks: bool, mlmd: Optional[str], pipeline: 
 
 def register(group: click.Group) -> None:
     """Add `cmf dvc ingest` to the `cmf` group."""
-    dvc = _group(group, "dvc", "DVC integration: ingest dvc.lock.")
+    dvc = subgroup(group, "dvc", "DVC integration: ingest dvc.lock.")
     dvc.add_command(ingest)

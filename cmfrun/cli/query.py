@@ -12,13 +12,8 @@ from typing import Any, Optional, Tuple
 
 import click
 
-from cmfrun.cli import handle_errors
+from cmfrun.cli import handle_errors, mlmd_option, subgroup
 
-_MLMD_HELP = "Metadata store: file path or postgresql:// / mysql:// URI (default: CMFRUN_MLMD, .cmfconfig, ./mlmd)."
-
-
-def mlmd_option(func: Any) -> Any:
-    return click.option("-f", "--mlmd", "mlmd", default=None, metavar="STORE", help=_MLMD_HELP)(func)
 
 
 def json_option(func: Any) -> Any:
@@ -31,16 +26,6 @@ def _open(mlmd: Optional[str]) -> Tuple[Any, Path]:
 
     settings = config.resolve(store=mlmd)
     return open_store(settings.store, create=False), settings.root
-
-
-def _group(parent: click.Group, name: str, help_text: str) -> click.Group:
-    """The ``name`` sub-group of ``parent``, created when no other module made it first."""
-    existing = parent.commands.get(name)
-    if isinstance(existing, click.Group):
-        return existing
-    group = click.Group(name, help=help_text, context_settings={"help_option_names": ["-h", "--help"]})
-    parent.add_command(group)
-    return group
 
 
 # -- pipeline list ----------------------------------------------------------------------------
@@ -318,10 +303,10 @@ def metadata_export(pipeline: str, json_file: Optional[str], execution_id: Optio
 
 def register(group: click.Group) -> None:
     """Add this module's commands to the `cmf` group."""
-    _group(group, "pipeline", "Pipelines in the store.").add_command(pipeline_list)
-    _group(group, "execution", "Executions (runs of stages).").add_command(execution_list)
-    _group(group, "artifact", "Artifacts (datasets, models, metrics...).").add_command(artifact_list)
-    _group(group, "metadata", "Move metadata in and out of the store.").add_command(metadata_export)
+    subgroup(group, "pipeline", "Pipelines in the store.").add_command(pipeline_list)
+    subgroup(group, "execution", "Executions (runs of stages).").add_command(execution_list)
+    subgroup(group, "artifact", "Artifacts (datasets, models, metrics...).").add_command(artifact_list)
+    subgroup(group, "metadata", "Move metadata in and out of the store.").add_command(metadata_export)
     group.add_command(show)
     group.add_command(lineage_cmd)
     group.add_command(diff_cmd)

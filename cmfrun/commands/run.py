@@ -95,90 +95,6 @@ def _program_stage(argv: Sequence[str]) -> str:
     return os.path.splitext(prog)[0] or prog
 
 
-@dataclass(frozen=True)
-class _Git:
-    root: str = ""
-    commit: str = ""
-    dirty: Optional[bool] = None
-    remote_url: str = ""
-
-
-def _git_dir(start: Path) -> Optional[Tuple[Path, Path]]:
-    """(work tree top, git dir) found by walking up; ``None`` outside git or for odd layouts."""
-    for d in (start, *start.parents):
-        dot = d / ".git"
-        if dot.is_dir():
-            return d, dot
-        if dot.is_file():
-            return None  # worktree/submodule: let git answer
-    return None
-
-
-def _read_head(git_dir: Path) -> Optional[str]:
-    """HEAD's sha read from the files (``None`` when git must be asked)."""
-    try:
-        head = (git_dir / "HEAD").read_text().strip()
-    except OSError:
-        return None
-    if not head.startswith("ref: "):
-        return head if len(head) == 40 else None
-    ref = head[5:]
-    try:
-        return (git_dir / ref).read_text().strip()
-    except FileNotFoundError:
-        pass
-    except OSError:
-        return None
-    try:
-        for line in (git_dir / "packed-refs").read_text().splitlines():
-            if line.endswith(" " + ref):
-                return line.split(" ", 1)[0]
-    except FileNotFoundError:
-        return ""  # unborn branch: no commit yet
-    except OSError:
-        return None
-    return ""
-
-
-def _first_remote(git_dir: Path) -> Optional[str]:
-    """URL of the first remote in .git/config (what ``git remote -v`` lists first)."""
-    try:
-        text = (git_dir / "config").read_text()
-    except OSError:
-        return None
-    in_remote = False
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("["):
-            in_remote = line.startswith('[remote "')
-        elif in_remote and line.replace(" ", "").startswith("url="):
-            return line.split("=", 1)[1].strip()
-    return ""
-
-
-def _git_state(cwd: Path) -> _Git:
-    """Git facts with one ``git status`` call (the hot path cannot afford four git runs)."""
-    from cmfrun import gitinfo, proc
-
-    cwd = cwd.absolute()
-    found = _git_dir(cwd)
-    if found is None:
-        g = gitinfo.state(cwd)
-        return _Git(g.root, g.commit, g.dirty, g.remote_url)
-    top, git_dir = found
-    commit = _read_head(git_dir)
-    remote = _first_remote(git_dir)
-    try:
-        out = proc.capture(["git", "status", "--porcelain", "--untracked-files=no"], cwd=top, check=False)
-        dirty: Optional[bool] = bool(out.stdout.strip()) if out.returncode == 0 else None
-    except CmfrunError:
-        dirty = None
-    if commit is None or remote is None:
-        g = gitinfo.state(cwd)
-        return _Git(g.root, g.commit, g.dirty, g.remote_url)
-    return _Git(str(top), commit, dirty, remote)
-
-
 def _host_user() -> Tuple[str, str]:
     import getpass
 
@@ -251,7 +167,7 @@ class _Recording:
 
     # -- before the child ------------------------------------------------------------------
     def prepare(self) -> None:
-        from cmfrun import config, envinfo
+        from cmfrun import config, envinfo, gitinfo
 
         o = self.options
         env = os.environ
@@ -264,7 +180,7 @@ class _Recording:
         if dvc_stage and not s.stage and ":" in stage:
             stage = stage.rsplit(":", 1)[1]  # sub/dvc.yaml:train -> train (matches dvc.lock's stage name)
         uuid = str(_uuid.uuid1())  # CMF's Execution_uuid form; recorder.new_uuid would import the store
-        git = _git_state(self.cwd)
+        git = gitinfo.quick_state(self.cwd)
         host, user = _host_user()
         try:
             wd = self.cwd.relative_to(root).as_posix() or "."
@@ -365,9 +281,7 @@ class _Recording:
             }
         )
         if self._git_root:
-            found = _git_dir(Path(self._git_root))
-            end = _read_head(found[1]) if found else None
-            self.run["git_end_commit"] = end if end is not None else gitinfo.head_commit(self._git_root)
+            self.run["git_end_commit"] = gitinfo.quick_head(Path(self._git_root))
         if child.not_found or not (self.plan is not None or o.outputs or o.metrics or o.models):
             return
         from cmfrun import stageio
