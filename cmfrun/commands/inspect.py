@@ -323,7 +323,26 @@ def find_artifacts(store: Store, ref: str, root: Optional[Path] = None) -> List[
             found = [a for a in store.artifacts(f"name LIKE {_like_prefix(path + ':')}") if a.path == path]
             if found:
                 break
+    if not found:
+        found = _by_content(store, ref)
     return sorted(found, key=lambda a: (a.create_ms, a.id or 0), reverse=True)
+
+
+def _by_content(store: Store, ref: str) -> List[Artifact]:
+    """An existing file whose bytes were recorded under another path (identity is the
+    content hash, so the artifact carries the first path's name)."""
+    from cmfrun.hashing import Hasher
+
+    path = Path(ref)
+    if not path.exists():
+        return []
+    hasher = Hasher.for_path(path)
+    try:
+        return store.artifacts_by_uri([hasher.hash(path).md5])
+    except errors.CmfrunError:
+        return []
+    finally:
+        hasher.close()
 
 
 def resolve(store: Store, ref: str, root: Optional[Path] = None) -> Union[Execution, Artifact]:
