@@ -149,7 +149,7 @@ def file_artifact(ref: FileRef, pipeline: str, run: RunRecord) -> Artifact:
 def plan_links(store: Store, run: RunRecord, pipeline: str) -> Tuple[List[Link], List[str], List[str]]:
     """Links for the run's artifacts: existing ones by hash (one batched lookup), new ones otherwise.
 
-    A path listed both as input and output (an in-place update) keeps both events.
+    Each artifact gets one event per run, of the first kind listed (inputs come first).
     """
     refs = [(r, INPUT) for r in run.inputs] + [(r, OUTPUT) for r in run.outputs]
     existing: Dict[str, Artifact] = {}
@@ -158,12 +158,15 @@ def plan_links(store: Store, run: RunRecord, pipeline: str) -> Tuple[List[Link],
     links: List[Link] = []
     created: List[str] = []
     reused: List[str] = []
-    new_by_hash: Dict[str, int] = {}
     seen = set()
     for ref, kind in refs:
-        if (ref.md5, kind) in seen:
+        # One event per artifact per execution, the first kind wins (as the API does): an
+        # output with the bytes of an input (a plain copy) is the same artifact, and an
+        # OUTPUT event on it would make it its own parent, a cycle lineage readers (CMF's
+        # recursive CmfQuery among them) cannot walk.
+        if ref.md5 in seen:
             continue
-        seen.add((ref.md5, kind))
+        seen.add(ref.md5)
         found = existing.get(ref.md5)
         if found is not None:
             art = found
@@ -176,12 +179,7 @@ def plan_links(store: Store, run: RunRecord, pipeline: str) -> Tuple[List[Link],
                     existing[ref.md5] = art
             links.append(Link(art, kind, path_key=schema.artifact_name(ref.path, ref.md5)))
             reused.append(ref.path)
-        elif ref.md5 in new_by_hash:
-            # New content listed twice in one run (e.g. read and rewritten in place): MLMD
-            # cannot create one artifact twice in a call, so the first event stands.
-            continue
         else:
-            new_by_hash[ref.md5] = len(links)
             links.append(Link(file_artifact(ref, pipeline, run), kind))
             created.append(ref.path)
     return links, created, reused
@@ -202,8 +200,6 @@ def record_run(store: Store, run: RunRecord, *, retries: int = 2) -> RecordResul
                 if found is not None:
                     return RecordResult(int(found.id or 0), int(stage.id or 0), int(pipe.id or 0), already_recorded=True)
             links, created, reused = plan_links(store, run, run.pipeline)
-            # A second event between one execution and one artifact of the same kind is noise.
-            links = _dedupe_links(links)
             execution = Execution(
                 type=exec_type,
                 name=run.execution_name,
@@ -219,18 +215,6 @@ def record_run(store: Store, run: RunRecord, *, retries: int = 2) -> RecordResul
                 raise
             return RecordResult(eid, int(stage.id or 0), int(pipe.id or 0), tuple(created), tuple(reused))
     raise AssertionError("unreachable")
-
-
-def _dedupe_links(links: Sequence[Link]) -> List[Link]:
-    out: List[Link] = []
-    seen = set()
-    for link in links:
-        key = (link.artifact.id, link.artifact.name, link.kind)
-        if link.artifact.id is not None and key in seen:
-            continue
-        seen.add(key)
-        out.append(link)
-    return out
 
 
 def latest_execution(store: Store, pipeline: str, stage: str) -> Optional[Execution]:

@@ -61,3 +61,42 @@ def test_cmflib_reads_recorded_runs(tmp_path: Path, cmflib_python: str) -> None:
     assert seen["children"][f"raw.csv:{raw}"] == [f"data/train.csv:{train}"]
     stage_names = [s["name"] for s in seen["dump"]["Pipeline"][0]["stages"]]
     assert stage_names == ["p/prepare", "p/train"]
+
+
+def test_cmflib_reads_a_wrapped_dvc_pipeline(project, cmflib_python: str) -> None:  # type: ignore[no-untyped-def]
+    """Real `dvc repro` with every stage `cmfrun --`, then `cmf dvc ingest`: CMF's reader sees
+    both stages, their executions with the commands, and the lineage from raw data to model.
+    `prepare` is a plain copy: its output is the same artifact as its input (same bytes), which
+    must not become its own parent (cmflib's recursive reader would never return)."""
+    import sys
+
+    project.git_init()
+    project.dvc_init()
+    wrap = f"{sys.executable} -m cmfrun --"
+    project.write("raw.txt", "raw data\n")
+    project.write("cp_file.py", "import shutil, sys\nshutil.copy(sys.argv[1], sys.argv[2])\n")
+    project.write("upper.py", "import sys\nopen(sys.argv[2], 'w').write(open(sys.argv[1]).read().upper())\n")
+    project.write("dvc.yaml", f"""
+stages:
+  prepare:
+    cmd: {wrap} python cp_file.py raw.txt prepared.txt
+    deps: [cp_file.py, raw.txt]
+    outs: [prepared.txt]
+  train:
+    cmd: {wrap} python upper.py prepared.txt model.pkl
+    deps: [upper.py, prepared.txt]
+    outs: [model.pkl]
+""")
+    project.write(".cmfconfig", "[cmfrun]\npipeline = p\n")
+    project.commit()
+    project.dvc("repro")
+    cmf = str(Path(sys.executable).parent / "cmf")
+    proc = subprocess.run([cmf, "dvc", "ingest"], cwd=project.root, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    seen = _read(cmflib_python, project.root / "mlmd", "p")
+    assert seen["stages"] == ["p/prepare", "p/train"]
+    [train] = seen["executions"]["p/train"]
+    assert train["Execution"].endswith("python upper.py prepared.txt model.pkl")
+    model = next(n for n in seen["artifacts"] if n.startswith("model.pkl:"))
+    assert any(n.startswith("raw.txt:") for n in seen["parents"][model])
+    assert [r["stage"] for r in seen["executions_for_artifact"][model]] == ["p/train"]

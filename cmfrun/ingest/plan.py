@@ -247,7 +247,7 @@ def make_plan(
         linked_paths: List[str] = []
         conflicts: List[str] = []
         n_events = 0
-        seen: Set[Tuple[str, str]] = set()
+        seen: Set[str] = set()
         pending_edges: List[Tuple[int, int, str, Optional[str]]] = []
         for entry, kind in [(d, INPUT) for d in st.deps] + [(o, OUTPUT) for o in st.outs]:
             if not entry.md5:
@@ -255,9 +255,9 @@ def make_plan(
                     skipped_warned.add(entry.path)
                     warnings.append(f"{lock.path}: stage {st.name!r}: {entry.raw_path} has no md5 (not recorded)")
                 continue
-            if (entry.md5, kind) in seen:
-                continue
-            seen.add((entry.md5, kind))
+            if entry.md5 in seen:
+                continue  # one event per artifact per execution, first kind wins (recorder.plan_links)
+            seen.add(entry.md5)
             if found is not None:
                 recorded = have_path.get((eid, entry.path, kind))
                 if recorded is not None:
@@ -273,7 +273,7 @@ def make_plan(
             art = existing.get(entry.md5)
             if art is not None:
                 reused_md5.add(entry.md5)
-                if found is not None and (eid, int(art.id or 0), kind) in have_event:
+                if found is not None and any((eid, int(art.id or 0), k) in have_event for k in (INPUT, OUTPUT)):
                     continue
                 pos = art_index.get(entry.md5)
                 if pos is None:
