@@ -221,8 +221,13 @@ class CmfQuery:
         return int(pipes[0].id or 0) if pipes else -1
 
     def get_pipeline_stages(self, pipeline_name: str) -> List[str]:
-        """Full stage names (``<pipeline>/<stage>``) of a pipeline."""
-        return [s.name for p in self._pipelines(pipeline_name) for s in self.store.child_contexts(int(p.id or 0))]
+        """Full stage names (``<pipeline>/<stage>``) of a pipeline, in creation order
+        (server backends return children unordered)."""
+        return [
+            s.name
+            for p in self._pipelines(pipeline_name)
+            for s in sorted(self.store.child_contexts(int(p.id or 0)), key=lambda c: c.id or 0)
+        ]
 
     # -- executions -------------------------------------------------------------------------
     def get_all_exe_in_stage(self, stage_name: str) -> List[Execution]:
