@@ -151,14 +151,18 @@ def _resolver(dvc_yaml: Path) -> Tuple[Any, Dict[str, Any]]:
         raise InputFileError(f"{dvc_yaml}: {str(exc).splitlines()[0]}") from None
 
 
-def load_stages(dvc_yaml: Path, root: Optional[Path] = None) -> Dict[str, StageDef]:
-    """Every stage of ``dvc_yaml`` (foreach/matrix expanded: ``name@key``)."""
+def _locate(dvc_yaml: Path, root: Optional[Path]) -> Tuple[Path, Path, str, str]:
+    """(absolute dvc.yaml, absolute root, its folder and its path relative to root)."""
     dvc_yaml = Path(dvc_yaml).absolute()
     root = Path(root or dvc_yaml.parent).absolute()
-    resolver, data = _resolver(dvc_yaml)
     yaml_dir = _rel(root, "", os.path.relpath(dvc_yaml.parent, root))
-    yaml_dir = "" if yaml_dir == "." else yaml_dir
-    dvcfile = _rel(root, "", os.path.relpath(dvc_yaml, root))
+    return dvc_yaml, root, "" if yaml_dir == "." else yaml_dir, _rel(root, "", os.path.relpath(dvc_yaml, root))
+
+
+def load_stages(dvc_yaml: Path, root: Optional[Path] = None) -> Dict[str, StageDef]:
+    """Every stage of ``dvc_yaml`` (foreach/matrix expanded: ``name@key``)."""
+    dvc_yaml, root, yaml_dir, dvcfile = _locate(dvc_yaml, root)
+    resolver, data = _resolver(dvc_yaml)
     models = _model_paths(data, yaml_dir, root)
     try:
         resolved = resolver.resolve()["stages"]
@@ -172,12 +176,8 @@ def load_stages(dvc_yaml: Path, root: Optional[Path] = None) -> Dict[str, StageD
 
 def load_stage(dvc_yaml: Path, name: str, root: Optional[Path] = None) -> Optional[StageDef]:
     """One stage by its full name (``train`` or ``train@lr-0.1``), or ``None`` when absent."""
-    dvc_yaml = Path(dvc_yaml).absolute()
-    root = Path(root or dvc_yaml.parent).absolute()
+    dvc_yaml, root, yaml_dir, dvcfile = _locate(dvc_yaml, root)
     resolver, data = _resolver(dvc_yaml)
-    yaml_dir = _rel(root, "", os.path.relpath(dvc_yaml.parent, root))
-    yaml_dir = "" if yaml_dir == "." else yaml_dir
-    dvcfile = _rel(root, "", os.path.relpath(dvc_yaml, root))
     try:
         if not resolver.has_key(name):
             return None

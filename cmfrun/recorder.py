@@ -171,12 +171,10 @@ def plan_links(store: Store, run: RunRecord, pipeline: str) -> Tuple[List[Link],
         if found is not None:
             art = found
             url = str(art.properties.get("url", ""))
-            if "url" in art.properties and url:
-                location = url.split(",")[0].split(":", 1)[-1]
-                merged = schema.merge_url(url, pipeline, location)
-                if merged != url:
-                    art = replace(art, properties={**art.properties, "url": merged})
-                    existing[ref.md5] = art
+            merged = schema.extend_url(url, pipeline)
+            if merged != url:
+                art = replace(art, properties={**art.properties, "url": merged})
+                existing[ref.md5] = art
             links.append(Link(art, kind, path_key=schema.artifact_name(ref.path, ref.md5)))
             reused.append(ref.path)
         else:

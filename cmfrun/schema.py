@@ -123,6 +123,14 @@ def merge_url(existing: str, pipeline: str, location: str) -> str:
     return ",".join(entries + [artifact_url(pipeline, location)])
 
 
+def extend_url(url: str, pipeline: str) -> str:
+    """An existing artifact's ``url`` with ``pipeline`` added (same location as the first entry)."""
+    if not url:
+        return url
+    location = url.split(",")[0].split(":", 1)[-1]
+    return merge_url(url, pipeline, location)
+
+
 def dvc_location(remote_root: str, md5: str) -> str:
     """DVC 3's object path under a remote root: ``<root>/files/md5/ab/cdef...``."""
     bare = md5[:-4] if md5.endswith(".dir") else md5
@@ -160,6 +168,7 @@ __all__ = [
     "model_name",
     "artifact_url",
     "merge_url",
+    "extend_url",
     "dvc_location",
     "property_kinds",
 ]

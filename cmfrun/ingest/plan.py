@@ -278,11 +278,9 @@ def make_plan(
                 pos = art_index.get(entry.md5)
                 if pos is None:
                     url = str(art.properties.get("url", "") or "")
-                    if url:
-                        location = url.split(",")[0].split(":", 1)[-1]
-                        merged = schema.merge_url(url, pipeline, location)
-                        if merged != url:
-                            art = replace(art, properties={**art.properties, "url": merged})
+                    merged = schema.extend_url(url, pipeline)
+                    if merged != url:
+                        art = replace(art, properties={**art.properties, "url": merged})
                     pos = len(writes.artifacts)
                     writes.artifacts.append(art)
                     art_index[entry.md5] = pos
