@@ -13,9 +13,12 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import Callable, Dict, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, Optional
 
 import pytest
+
+if TYPE_CHECKING:
+    from click.testing import CliRunner
 
 REQUIRE_SERVICES = os.environ.get("CMFRUN_REQUIRE_SERVICES") == "1"
 PG_HOST, PG_PORT = "127.0.0.1", 5432
@@ -155,3 +158,14 @@ def cli_env(**extra: str) -> Dict[str, str]:
     env = dict(os.environ)
     env.update(extra)
     return env
+
+
+def cli_runner() -> "CliRunner":
+    """A click test runner with stderr kept apart from stdout (click 8.1 mixes them unless
+    told not to; 8.2, which needs Python >= 3.10, always keeps them apart)."""
+    from click.testing import CliRunner
+
+    try:
+        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
+    except TypeError:
+        return CliRunner()

@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from cmfrun import lineage
 from cmfrun.api import Cmf
 from cmfrun.cli import cmf as cmf_cli
 from cmfrun.query import CmfQuery
 from cmfrun.store import connect
-from tests.conftest import Project
+from tests.conftest import Project, cli_runner
 
 
 def _write(project: Project, store_uri: str) -> dict:
@@ -68,6 +67,6 @@ def test_api_store_read_by_cmfrun_readers(
     graph = lineage.ancestors(store, artifact_ids=[int(model.id or 0)])
     assert {a.path for a in graph.artifacts.values()} >= {"raw.csv", "train.csv"}
 
-    out = CliRunner().invoke(cmf_cli, ["lineage", "model.pkl", "--up", "--format", "json", "-f", store_uri])
+    out = cli_runner().invoke(cmf_cli, ["lineage", "model.pkl", "--up", "--format", "json", "-f", store_uri])
     assert out.exit_code == 0, out.output
     assert "raw.csv" in json.dumps(json.loads(out.output))

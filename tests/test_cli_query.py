@@ -12,6 +12,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import cli_runner
+
 from cmfrun.cli import cmf
 from test_query_store import H, build
 
@@ -22,7 +24,7 @@ def demo(sqlite_uri: str):
 
 
 def run(args: List[str], code: int = 0) -> "click.testing.Result":
-    res = CliRunner().invoke(cmf, args, catch_exceptions=False)
+    res = cli_runner().invoke(cmf, args, catch_exceptions=False)
     assert res.exit_code == code, (args, res.exit_code, res.output, res.stderr)
     return res
 

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 import pytest
-from click.testing import CliRunner
+
+from tests.conftest import cli_runner
 
 from cmfrun.cli import cmf
 from cmfrun.ingest import dvc_ingest, ingest_locks
@@ -197,7 +198,7 @@ def test_uri_entries_are_skipped_with_a_warning(tmp_path: Path) -> None:
 
 # -- the command line ---------------------------------------------------------------------------
 def run_cli(args: List[str]):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(cmf, args, catch_exceptions=False)
+    return cli_runner().invoke(cmf, args, catch_exceptions=False)
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Dict, Tuple
 
 import pytest
-from click.testing import CliRunner
+
+from tests.conftest import cli_runner
 
 from cmfrun.cli import cmf
 from cmfrun.ingest.lockfile import read_lock
@@ -87,7 +88,7 @@ def test_dvc_repro_then_ingest_then_rerun(project, monkeypatch: pytest.MonkeyPat
     p.dvc("repro", "-q")
     monkeypatch.chdir(p.root)
     store_path = str(p.root / "mlmd")
-    runner = CliRunner()
+    runner = cli_runner()
     res = runner.invoke(cmf, ["dvc", "ingest", "-f", store_path, "-p", "e2e"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert "executions 0 merged, 4 created" in res.stdout
@@ -144,7 +145,7 @@ stages:
     p.commit("pipeline")
     p.dvc("repro", "-q")
     monkeypatch.chdir(p.root)
-    res = CliRunner().invoke(cmf, ["dvc", "ingest", "--json"], catch_exceptions=False)
+    res = cli_runner().invoke(cmf, ["dvc", "ingest", "--json"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     import json
 
@@ -157,5 +158,5 @@ stages:
     for name, expected in lock_view(p.root).items():
         [view] = recorded[name]
         assert {k: v for k, v in view.items() if not k[0].startswith("cmf_artifacts/")} == expected
-    again = CliRunner().invoke(cmf, ["dvc", "ingest"], catch_exceptions=False)
+    again = cli_runner().invoke(cmf, ["dvc", "ingest"], catch_exceptions=False)
     assert "0 merged, 0 created, 2 unchanged" in again.stdout

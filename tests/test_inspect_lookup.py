@@ -5,7 +5,8 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+
+from tests.conftest import cli_runner
 
 from cmfrun.cli import cmf
 from cmfrun.hashing import plain_md5
@@ -20,8 +21,8 @@ def test_same_bytes_under_another_path(tmp_path: Path, monkeypatch: pytest.Monke
     md5 = plain_md5(tmp_path / "model.pkl")
     store = connect(tmp_path / "mlmd")
     record_run(store, RunRecord("p", "train", "python train.py", new_uuid(), outputs=[FileRef("model.pkl", md5)]))
-    result = CliRunner().invoke(cmf, ["show", "model2.pkl", "--json", "-f", str(tmp_path / "mlmd")])
+    result = cli_runner().invoke(cmf, ["show", "model2.pkl", "--json", "-f", str(tmp_path / "mlmd")])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["record"]["uri"] == md5
-    missing = CliRunner().invoke(cmf, ["show", "model3.pkl", "-f", str(tmp_path / "mlmd")])
-    assert missing.exit_code == 2 and "no execution or artifact" in missing.output
+    missing = cli_runner().invoke(cmf, ["show", "model3.pkl", "-f", str(tmp_path / "mlmd")])
+    assert missing.exit_code == 2 and "no execution or artifact" in missing.stderr

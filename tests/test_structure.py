@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Dict, List, Set
 
 import pytest
-from click.testing import CliRunner
+
+from tests.conftest import cli_runner
 
 import cmfrun
 
@@ -119,7 +120,7 @@ def test_every_command_has_help() -> None:
     from cmfrun.cli import cmf
     from cmfrun.cli.run import run_command
 
-    runner = CliRunner()
+    runner = cli_runner()
     commands = list(_all_commands(cmf))
     assert commands, "the cmf group has no commands"
     for path in commands:
