@@ -227,6 +227,15 @@ def test_cli_refused_lock_exits_2_and_leaves_the_store_alone(
     assert counts(connect(store_path)) == before
 
 
+def test_refused_lock_creates_no_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before any store exists, a lock DVC would refuse must not leave a new, empty one behind."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dvc.lock").write_text('schema: "2.0"\nstages:\n  a:\n    cmd: x\n  a:\n    cmd: y\n')
+    bad = run_cli(["dvc", "ingest", "-f", str(tmp_path / "mlmd")])
+    assert bad.exit_code == 2 and "dvc.lock:5: duplicate key 'a'" in bad.stderr
+    assert not (tmp_path / "mlmd").exists()
+
+
 def test_cli_missing_lock_and_exclusive_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     res = run_cli(["dvc", "ingest", "-f", str(tmp_path / "mlmd")])

@@ -60,7 +60,7 @@ def dvc_ingest(
     """
     from cmfrun import config
     from cmfrun.errors import LockFileError, UsageError
-    from cmfrun.ingest.merge import find_locks, ingest_locks
+    from cmfrun.ingest.merge import find_locks, ingest_locks, read_locks
 
     if file_name and mlmd and file_name != mlmd:
         raise UsageError(f"dvc_ingest: file_name={file_name!r} and mlmd={mlmd!r} name two different stores")
@@ -84,9 +84,11 @@ def dvc_ingest(
         if not path.is_file():
             raise LockFileError(f"no dvc.lock in {here} (run `dvc repro` first, or use --lock PATH / --all)")
         locks = [path]
+    # A lock DVC would refuse must leave everything untouched: no new, empty store either.
+    parsed = read_locks(locks, root.absolute())
     store = _open(settings.store, dry_run)
     try:
-        return ingest_locks(store, locks, pipeline=settings.pipeline, root=root, dry_run=dry_run)
+        return ingest_locks(store, locks, pipeline=settings.pipeline, root=root, dry_run=dry_run, parsed=parsed)
     finally:
         store.close()
         scratch = getattr(store, "_dry_run_dir", None)

@@ -155,7 +155,13 @@ def apply_plan(store: Store, plan: Plan, pipeline: str) -> None:
 
 
 def ingest_locks(
-    store: Store, lock_paths: Sequence[Path], *, pipeline: str, root: Path, dry_run: bool = False
+    store: Store,
+    lock_paths: Sequence[Path],
+    *,
+    pipeline: str,
+    root: Path,
+    dry_run: bool = False,
+    parsed: Optional[Tuple[List[LockFile], Dict[str, Dict[str, str]]]] = None,
 ) -> IngestSummary:
     """Merge ``lock_paths`` into ``store`` under ``pipeline`` (paths relative to ``root``).
 
@@ -170,7 +176,9 @@ def ingest_locks(
     from cmfrun import gitinfo
 
     root = Path(root).absolute()
-    locks, kinds = read_locks(lock_paths, root)
+    # ``parsed``: the result of :func:`read_locks` when the caller validated the locks
+    # before opening (or creating) the store.
+    locks, kinds = parsed if parsed is not None else read_locks(lock_paths, root)
     cache: Dict[str, Any] = {}
 
     def remote() -> str:
