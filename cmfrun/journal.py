@@ -91,6 +91,26 @@ def store_key(store: str) -> str:
     return f"{scheme}://{p.hostname}:{port}/{p.path.lstrip('/')}"
 
 
+def waiting_for(store: str) -> bool:
+    """Whether journals of runs against the SQLite ``store`` wait beside it. The file
+    itself may not exist yet (the first run's merger has not run, or could not), and a
+    reader should then create and fill it rather than report that nothing was recorded."""
+    if is_server_uri(store):
+        return False
+    jdir = journal_dir(store, Path("."))
+    key = store_key(store)
+    try:
+        names = os.listdir(jdir)
+    except OSError:
+        return False
+    for name in names:
+        if name.endswith(SUFFIX) and not name.startswith("."):
+            entry = _load(jdir / name)
+            if entry is not None and _mine(entry, key):
+                return True
+    return False
+
+
 def _location_key(location: "StoreLocation") -> str:
     if location.backend == "sqlite":
         return "sqlite:" + str(Path(str(location.path)).absolute())
@@ -463,6 +483,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 __all__ = [
+    "waiting_for",
     "JOURNAL_DIR",
     "journal_dir",
     "store_key",

@@ -406,3 +406,34 @@ def test_console_script_click_path(repo: Project, tmp_path: Path) -> None:
     assert proc.returncode == 3 and proc.stderr.startswith("cmfrun: error:")
     (e,) = executions(repo.root / "mlmd")
     assert e.properties["Stage"] == "cs" and e.properties["Exit_Code"] == 3
+
+
+def test_unresolvable_dvc_stage_still_records_the_run(repo: Project) -> None:
+    """A broken dvc.yaml costs the run its inputs/outputs (one warning), not its record."""
+    repo.write("dvc.yaml", "stages:\n  a: [\n")
+    env = {"DVC_STAGE": "a", "DVC_ROOT": str(repo.root)}
+    proc = cmfrun(repo.root, "--", "sh", "-c", "exit 4", env=env)
+    assert proc.returncode == 4
+    [line] = proc.stderr.strip().splitlines()
+    assert "stage a not resolved" in line and "dvc.yaml" in line
+    [ex] = executions(repo.root / "mlmd")
+    assert ex.state == "FAILED" and ex.properties["Exit_Code"] == 4
+
+
+def test_reader_creates_a_store_that_only_has_journals(tmp_path: Path) -> None:
+    """A run whose journal was written but never merged (its merger died before creating
+    the store file) still shows up: the first reader creates the store and merges it."""
+    import uuid as _uuid
+
+    from cmfrun import journal
+
+    store = str(tmp_path / "mlmd")
+    run_id = str(_uuid.uuid1())
+    run = {"pipeline": "p", "stage": "s", "command": "true", "uuid": run_id, "execution_name": run_id,
+           "state": "COMPLETE"}
+    jdir = journal.journal_dir(store, tmp_path)
+    journal.write(jdir / f"{run_id}.json", journal.new_entry(store, run, state="COMPLETE"))
+    assert not (tmp_path / "mlmd").exists() and journal.waiting_for(store)
+    [ex] = executions(tmp_path / "mlmd")
+    assert ex.name == run_id and ex.state == "COMPLETE"
+    assert not journal.waiting_for(store)

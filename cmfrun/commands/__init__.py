@@ -16,7 +16,9 @@ def open_store(uri: Union[str, Path], *, create: bool = False, merge: bool = Tru
     from cmfrun import journal
     from cmfrun.store import connect
 
-    store = connect(uri, create=create)
+    # A SQLite store that does not exist yet but has runs waiting in its journal folder
+    # is made now, so those runs show instead of "store does not exist".
+    store = connect(uri, create=create or (merge and journal.waiting_for(str(uri))))
     if merge:
         journal.merge_pending(store)
     return store

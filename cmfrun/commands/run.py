@@ -224,11 +224,16 @@ class _Recording:
 
         paths_in: List[Tuple[str, str]] = []
         if dvc_stage and dvc_root is not None and not is_dvc_pipeline_command(self.argv):
+            unresolved = False
             try:
                 self.plan = stageio.resolve_dvc_stage(dvc_stage, dvc_root.absolute(), self.cwd, root)
             except CmfrunError as exc:
-                self.fail(f"stage {dvc_stage} not resolved", exc)
-            if self.plan is None and self.problem is None:
+                # The run itself is still recorded (command, exit status, git, environment);
+                # only its inputs and outputs are not: a warning, not a recording failure.
+                unresolved = True
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                self.warnings.append(f"stage {dvc_stage} not resolved ({first}): inputs/outputs not recorded")
+            if self.plan is None and not unresolved and self.problem is None:
                 self.warnings.append(f"stage {dvc_stage!r} not found in any dvc.yaml: inputs/outputs not recorded")
             if self.plan is not None:
                 self.run["custom"].update(self.plan.params)
