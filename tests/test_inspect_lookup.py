@@ -26,3 +26,10 @@ def test_same_bytes_under_another_path(tmp_path: Path, monkeypatch: pytest.Monke
     assert json.loads(result.output)["record"]["uri"] == md5
     missing = cli_runner().invoke(cmf, ["show", "model3.pkl", "-f", str(tmp_path / "mlmd")])
     assert missing.exit_code == 2 and "no execution or artifact" in missing.stderr
+
+
+def test_whole_doubles_show_without_fraction() -> None:
+    from cmfrun.cli.render import key_values, text
+
+    assert text(1795429030523.0) == "1795429030523" and text(0.5) == "0.5" and text(None) == ""
+    assert key_values([("End_Time_ms", 1795429030523.0)]).split() == ["End_Time_ms", "1795429030523"]

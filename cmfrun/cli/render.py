@@ -40,10 +40,19 @@ def when(ms: int) -> str:
     return datetime.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def text(value: Any) -> str:
+    """A value as shown to people: whole doubles without ``.0`` (epoch ms, sizes > 2 GiB are
+    stored as doubles where a backend's int column is 32-bit)."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return str(value)
+
+
 def _cell(value: Any, limit: int = MAX_CELL) -> str:
-    text = "" if value is None else str(value)
-    text = text.replace("\n", " ")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    shown = text(value).replace("\n", " ")
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, limit: int = MAX_CELL) -> str:
@@ -64,7 +73,7 @@ def key_values(pairs: Iterable[Tuple[str, Any]], indent: str = "  ") -> str:
     """``key: value`` lines, keys aligned."""
     pairs = list(pairs)
     width = max((len(k) for k, _ in pairs), default=0)
-    return "\n".join(f"{indent}{k.ljust(width)}  {'' if v is None else v}" for k, v in pairs)
+    return "\n".join(f"{indent}{k.ljust(width)}  {text(v)}" for k, v in pairs)
 
 
 # -- lineage ---------------------------------------------------------------------------------
