@@ -18,7 +18,7 @@ import os
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Set, Tuple, Union
 
 from cmfrun.errors import InputFileError
 
@@ -85,16 +85,16 @@ def _entries(items: Any) -> List[Tuple[str, Dict[str, Any]]]:
     return out
 
 
-def _model_paths(data: Mapping[str, Any], base: str, root: Path) -> set:
+def _model_paths(data: Mapping[str, Any], base: str, root: Path) -> Set[str]:
     """Paths declared as ``type: model`` in the top-level ``artifacts`` section."""
-    found = set()
+    found: Set[str] = set()
     for _, spec in (data.get("artifacts") or {}).items():
         if isinstance(spec, dict) and spec.get("type") == "model" and spec.get("path"):
             found.add(_rel(root, base, str(spec["path"])))
     return found
 
 
-def _stage(name: str, d: Mapping[str, Any], *, root: Path, yaml_dir: str, dvcfile: str, models: set) -> StageDef:
+def _stage(name: str, d: Mapping[str, Any], *, root: Path, yaml_dir: str, dvcfile: str, models: Set[str]) -> StageDef:
     wdir = _rel(root, yaml_dir, str(d.get("wdir", ".")))
     base = "" if wdir == "." else wdir
     outs: List[OutDef] = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 from cmfrun import proc
 from cmfrun.errors import ProcessError
@@ -26,14 +26,14 @@ class GitState:
     remote_url: str = ""
 
 
-def _git(args: list, cwd: Union[str, Path]) -> Optional[str]:
+def _git(args: List[str], cwd: Union[str, Path]) -> Optional[str]:
     try:
         out = proc.capture(["git", *args], cwd=cwd, check=False)
     except ProcessError:
         return None  # git itself is missing: behave as outside a repository
     if out.returncode != 0:
         return None
-    return out.stdout.strip()
+    return str(out.stdout).strip()
 
 
 def repo_root(cwd: Union[str, Path] = ".") -> Optional[Path]:

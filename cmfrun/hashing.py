@@ -62,7 +62,7 @@ class Hasher:
 
     def __init__(self, dvc_root: Optional[PathLike] = None, *, state_dir: Optional[PathLike] = None):
         from dvc_data.hashfile.state import State, StateNoop
-        from dvc_objects.fs import localfs
+        from dvc_objects.fs import localfs  # type: ignore[attr-defined]
 
         self._fs = localfs
         self.dvc_root = Path(dvc_root) if dvc_root else None
@@ -106,7 +106,9 @@ class Hasher:
             raise InputFileError(f"cannot hash {path}: no such file or directory")
         try:
             if os.path.isdir(p):
-                odb = self._odb() or LocalHashFileDB(self._fs, os.path.join(_private_state_dir(), "staging"))
+                odb = self._odb() or LocalHashFileDB(  # type: ignore[no-untyped-call]
+                    self._fs, os.path.join(_private_state_dir(), "staging")
+                )
                 ignore = self._repo.dvcignore if self._repo is not None else None
                 _, meta, obj = build(odb, p, self._fs, "md5", dry_run=True, ignore=ignore, state=self._state)
                 return ContentHash(str(obj.hash_info.value), meta.size, meta.nfiles)

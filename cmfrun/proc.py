@@ -25,7 +25,7 @@ def capture(
     env: Optional[Mapping[str, str]] = None,
     check: bool = True,
     timeout: Optional[float] = 120,
-) -> subprocess.CompletedProcess:
+) -> "subprocess.CompletedProcess[str]":
     """Run a helper program and return its completed process (text stdout/stderr).
 
     >>> capture(["git", "--version"]).stdout.startswith("git version")

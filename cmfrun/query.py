@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from cmfrun import errors, lineage, schema
 from cmfrun.records import INPUT, OUTPUT, Artifact, Context, Event, Execution
@@ -133,7 +133,7 @@ def dump_pipeline(store: "Store", pipeline_name: str, exec_id: Optional[int] = N
     Events carry MLMD's numeric ``type`` (3 INPUT, 4 OUTPUT) and the full
     ``artifact``. Batched: one events call and one artifacts call per stage.
     """
-    cache: Dict[tuple, int] = {}
+    cache: Dict[Tuple[str, str], int] = {}
 
     def tid(kind: str, name: str) -> int:
         # Every record's type exists, so ensure_type only reads (and caches) the id.

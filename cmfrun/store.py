@@ -343,7 +343,7 @@ class Store:
                 msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 if any(m in str(exc) for m in _UNIQUE_VIOLATION):
                     # PostgreSQL/MySQL report a lost creation race as an internal error.
-                    raise mlmd_errors.AlreadyExistsError(msg) from None
+                    raise mlmd_errors.AlreadyExistsError(msg) from None  # type: ignore[no-untyped-call]
                 if "readonly" in msg.lower() or "read-only" in msg.lower():
                     raise errors.ReadOnlyStoreError(f"store {self.location} is read-only: {msg}") from None
                 raise errors.StoreError(f"store {self.location}: write failed: {msg}") from None
@@ -827,7 +827,7 @@ def is_already_exists(exc: BaseException) -> bool:
     return isinstance(exc, mlmd_errors.AlreadyExistsError)
 
 
-def _chunks(items: List, size: int = _IN_CLAUSE_CHUNK) -> Iterator[List]:
+def _chunks(items: List[Any], size: int = _IN_CLAUSE_CHUNK) -> Iterator[List[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
 

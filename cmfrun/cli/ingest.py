@@ -6,15 +6,15 @@ Thin: parse options, call :func:`cmfrun.ingest.dvc_ingest`, print the summary li
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import click
 
 from cmfrun.cli import handle_errors, mlmd_option, subgroup
 
 
-def _plan_lines(summary: Any) -> list:
-    lines = []
+def _plan_lines(summary: Any) -> List[str]:
+    lines: List[str] = []
     for s in summary.plan:
         target = f"execution {s.execution_id}" if s.execution_id else f"new execution {s.execution_name}"
         how = f" (matched by {s.matched_by})" if s.matched_by else ""
