@@ -236,6 +236,16 @@ def _finished(entry: Dict[str, Any]) -> bool:
     return not _pid_alive(int(entry.get("pid", 0) or 0))
 
 
+def _claim_pid(name: str) -> Optional[int]:
+    """The merger pid in a claimed journal's name (``<uuid>.json.claimed-<pid>``), else ``None``."""
+    if CLAIM not in name or name.startswith("."):
+        return None
+    try:
+        return int(name.rsplit(CLAIM, 1)[1])
+    except ValueError:
+        return None
+
+
 def pending(store: "Store", extra_dirs: Optional[List[Path]] = None) -> List[Path]:
     """Finished journals waiting for ``store`` (oldest first)."""
     key = _location_key(store.location)
@@ -251,14 +261,9 @@ def pending(store: "Store", extra_dirs: Optional[List[Path]] = None) -> List[Pat
                 entry = _load(path)
                 if entry is None or not _mine(entry, key) or not _finished(entry):
                     continue
-            elif CLAIM in name and not name.startswith("."):
-                # A claim whose merger died: take it over.
-                try:
-                    pid = int(name.rsplit(CLAIM, 1)[1])
-                except ValueError:
-                    continue
-                if _pid_alive(pid):
-                    continue
+            elif _claim_pid(name) is not None:
+                if _pid_alive(int(_claim_pid(name) or 0)):
+                    continue  # its merger is at work; a dead merger's claim is taken over
                 entry = _load(path)
                 if entry is None or not _mine(entry, key):
                     continue
@@ -272,20 +277,16 @@ def pending(store: "Store", extra_dirs: Optional[List[Path]] = None) -> List[Pat
 
 
 def _claimed_by_others(store: "Store", extra_dirs: Optional[List[Path]]) -> List[Path]:
-    out = []
+    out: List[Path] = []
     for d in _dirs_for(store, extra_dirs):
         try:
             names = os.listdir(d)
         except OSError:
             continue
         for name in names:
-            if CLAIM in name and not name.startswith("."):
-                try:
-                    pid = int(name.rsplit(CLAIM, 1)[1])
-                except ValueError:
-                    continue
-                if pid != os.getpid() and _pid_alive(pid):
-                    out.append(d / name)
+            pid = _claim_pid(name)
+            if pid is not None and pid != os.getpid() and _pid_alive(pid):
+                out.append(d / name)
     return out
 
 
