@@ -19,12 +19,16 @@ _LAZY = {
     "CmfQuery": "cmfrun.query",
     "connect": "cmfrun.store",
     "CmfrunError": "cmfrun.errors",
+    "metadata_push": "cmfrun.commands.metadata",
+    "metadata_pull": "cmfrun.commands.metadata",
+    "metadata_export": "cmfrun.commands.metadata",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
 
 if TYPE_CHECKING:  # pragma: no cover
     from cmfrun.api import Cmf, cmf_init
+    from cmfrun.commands.metadata import metadata_export, metadata_pull, metadata_push
     from cmfrun.errors import CmfrunError
     from cmfrun.ingest import dvc_ingest
     from cmfrun.query import CmfQuery

@@ -68,9 +68,9 @@ def cmf(verbose: bool) -> None:
 
 
 def _register_all() -> None:
-    from cmfrun.cli import ingest, query
+    from cmfrun.cli import ingest, metadata, query
 
-    for module in (ingest, query):
+    for module in (ingest, query, metadata):
         module.register(cmf)
 
 

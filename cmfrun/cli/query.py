@@ -1,5 +1,5 @@
-"""`cmf` commands that read the store: pipeline/execution/artifact list, show, lineage, diff,
-metadata export.
+"""`cmf` commands that read the store: pipeline/execution/artifact list, show, lineage, diff
+(``cmf metadata export`` lives in :mod:`cmfrun.cli.metadata`).
 
 Thin: parse options, open the store (merging pending journals), call one
 function of :mod:`cmfrun.commands.inspect`, render a table or ``--json``.
@@ -270,43 +270,11 @@ def diff_cmd(a: str, b: str, mlmd: Optional[str], show_all: bool, as_json: bool)
     click.echo(render.table(["field", res.a, res.b], [(r.field, r.a, r.b) for r in rows], limit=70))
 
 
-# -- metadata export --------------------------------------------------------------------------
-@click.command("export")
-@click.option("-p", "--pipeline", required=True, help="Pipeline to export.")
-@click.option("-j", "--json-file", "json_file", default=None, metavar="FILE", help="Output file (default ./<pipeline>.json; - for stdout).")
-@click.option("-e", "--execution", "execution_id", type=int, default=None, help="Only this execution id.")
-@mlmd_option
-@handle_errors
-def metadata_export(pipeline: str, json_file: Optional[str], execution_id: Optional[int], mlmd: Optional[str]) -> None:
-    """Export a pipeline's metadata as CMF's JSON (what `cmf metadata push` sends to a CMF server).
-
-    Example: cmf metadata export -p demo -j demo.json
-    """
-    import json
-
-    from cmfrun.commands import inspect
-    from cmfrun.errors import InputFileError
-
-    store, _ = _open(mlmd)
-    res = inspect.export_metadata(store, pipeline, execution_id)
-    text = json.dumps(res.data)
-    if json_file == "-":
-        click.echo(text)
-        return
-    target = Path(json_file or f"{pipeline}.json")
-    try:
-        target.write_text(text + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise InputFileError(f"cannot write {target}: {exc.strerror}") from None
-    click.echo(f"exported pipeline {pipeline!r} ({res.stages} stages, {res.executions} executions, {res.events} events) to {target}", err=True)
-
-
 def register(group: click.Group) -> None:
     """Add this module's commands to the `cmf` group."""
     subgroup(group, "pipeline", "Pipelines in the store.").add_command(pipeline_list)
     subgroup(group, "execution", "Executions (runs of stages).").add_command(execution_list)
     subgroup(group, "artifact", "Artifacts (datasets, models, metrics...).").add_command(artifact_list)
-    subgroup(group, "metadata", "Move metadata in and out of the store.").add_command(metadata_export)
     group.add_command(show)
     group.add_command(lineage_cmd)
     group.add_command(diff_cmd)

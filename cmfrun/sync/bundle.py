@@ -490,6 +490,15 @@ def digest_of(
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def _record_digest(recs: PipelineRecords, ex: Execution) -> str:
+    links = []
+    for ev in recs.events.get(int(ex.id or 0), ()):
+        art = recs.artifacts.get(ev.artifact_id)
+        if art is not None:
+            links.append((ev.kind, art.type, art.name, art.uri))
+    return digest_of(ex.type, ex.name, execution_uuids(ex), ex.properties, ex.custom, ex.state, links)
+
+
 def execution_digests(store: Store, pipeline: str) -> Dict[str, str]:
     """``{Execution_uuid: digest}`` of a pipeline's executions (``{}`` for an unknown pipeline).
 
@@ -500,16 +509,29 @@ def execution_digests(store: Store, pipeline: str) -> Dict[str, str]:
     if ctx is None:
         return {}
     recs = read_pipeline(store, ctx)
-    out: Dict[str, str] = {}
-    for _, ex in recs.executions:
-        links = []
-        for ev in recs.events.get(int(ex.id or 0), ()):
-            art = recs.artifacts.get(ev.artifact_id)
-            if art is not None:
-                links.append((ev.kind, art.type, art.name, art.uri))
-        uuids = execution_uuids(ex)
-        out[",".join(uuids)] = digest_of(ex.type, ex.name, uuids, ex.properties, ex.custom, ex.state, links)
-    return out
+    return {",".join(execution_uuids(ex)): _record_digest(recs, ex) for _, ex in recs.executions}
+
+
+def export_missing(
+    store: Store,
+    pipeline: str,
+    have: Mapping[str, str],
+    *,
+    execution_uuids_wanted: Optional[Sequence[str]] = None,
+    since_ms: Optional[int] = None,
+) -> Tuple[Dict[str, Any], int, int]:
+    """The bundle of the executions the other side lacks or holds with another digest
+    (``have`` is its :func:`execution_digests`), how many executions it carries, and how
+    many were considered (the rest the other side already holds as they are)."""
+    ctx = require_pipeline(store, pipeline)
+    recs = read_pipeline(store, ctx, execution_uuids_wanted=execution_uuids_wanted, since_ms=since_ms)
+    keep = tuple(
+        (stage, ex) for stage, ex in recs.executions
+        if have.get(",".join(execution_uuids(ex))) != _record_digest(recs, ex)
+    )
+    total = len(recs.executions)
+    recs = PipelineRecords(recs.pipeline, recs.stages, keep, recs.events, recs.artifacts)
+    return records_to_bundle(store, recs, keep_empty_stages=False), len(keep), total
 
 
 __all__ = [
@@ -524,6 +546,7 @@ __all__ = [
     "parse_bundle",
     "export_bundle",
     "execution_digests",
+    "export_missing",
     "digest_of",
     "read_pipeline",
     "records_to_bundle",

@@ -41,12 +41,13 @@ nothing.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from cmfrun import errors, schema
 from cmfrun.records import Artifact, Context, Execution, Value
-from cmfrun.store import Store
+from cmfrun.store import Store, is_already_exists
 from cmfrun.sync.bundle import (
     LOCAL_ID_PROPERTIES,
     Bundle,
@@ -73,6 +74,7 @@ STATE_RANK: Mapping[str, int] = {
 }
 _FINAL = 3
 _CHUNK = 400
+_RETRIES = 8
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,17 @@ class MergeReport:
         d = asdict(self)
         d["conflicts"] = [asdict(c) for c in self.conflicts]
         return d
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "MergeReport":
+        """The report :meth:`to_json` wrote (unknown keys are ignored, missing counts are 0)."""
+        counts = {k: int(data.get(k, 0) or 0) for k in _COUNTS}
+        conflicts = tuple(
+            Conflict(str(c.get("uuid", "")), str(c.get("field", "")), str(c.get("ours", "")),
+                     str(c.get("theirs", "")), str(c.get("record", "execution")))
+            for c in data.get("conflicts", []) if isinstance(c, Mapping)
+        )
+        return cls(**counts, conflicts=conflicts)
 
     def __add__(self, other: "MergeReport") -> "MergeReport":
         counts = {k: getattr(self, k) + getattr(other, k) for k in _COUNTS}
@@ -211,9 +224,27 @@ def merge_bundle(store: Store, bundle: Union[Mapping[str, Any], Bundle, str], *,
     report = MergeReport()
     with store.write_lock():
         for pipe, execs, arts, conflicts in planned:
-            report = report + _merge_pipeline(store, pipe, execs, arts, conflicts, site)
+            report = report + _merge_with_retries(store, pipe, execs, arts, conflicts, site)
     log.info("merged %d executions: %s", parsed.execution_count, report.to_json())
     return report
+
+
+def _merge_with_retries(store: Store, pipe: BundlePipeline, execs: List[_Exec],
+                        arts: Dict[Tuple[str, str, str], BundleArtifact], conflicts: List[Conflict],
+                        site: Optional[str]) -> MergeReport:
+    # On PostgreSQL/MySQL another writer (a second server process, a concurrent push of the
+    # same pipeline) may create the same named record between our reads and our write: its
+    # transaction wins, ours rolls back whole, and merging again finds its records.
+    for attempt in range(_RETRIES + 1):
+        try:
+            return _merge_pipeline(store, pipe, execs, arts, list(conflicts), site)
+        except Exception as exc:  # noqa: BLE001 - only MLMD's AlreadyExists is retried
+            if not is_already_exists(exc) or attempt == _RETRIES:
+                if is_already_exists(exc):
+                    raise errors.StoreError(f"store {store.location}: concurrent writers kept colliding; merge again") from None
+                raise
+            time.sleep(0.02 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _stage_contexts(store: Store, pipe: BundlePipeline, pipe_ctx: Context, execs: Sequence[_Exec]) -> Tuple[Dict[str, Context], int]:
