@@ -22,6 +22,8 @@ _LAZY = {
     "metadata_push": "cmfrun.commands.metadata",
     "metadata_pull": "cmfrun.commands.metadata",
     "metadata_export": "cmfrun.commands.metadata",
+    "repo_push": "cmfrun.commands.repo",
+    "repo_pull": "cmfrun.commands.repo",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
@@ -29,6 +31,7 @@ __all__ = ["__version__", *sorted(_LAZY)]
 if TYPE_CHECKING:  # pragma: no cover
     from cmfrun.api import Cmf, cmf_init
     from cmfrun.commands.metadata import metadata_export, metadata_pull, metadata_push
+    from cmfrun.commands.repo import repo_pull, repo_push
     from cmfrun.errors import CmfrunError
     from cmfrun.ingest import dvc_ingest
     from cmfrun.query import CmfQuery

@@ -1,4 +1,5 @@
-"""``cmf metadata push/pull/export/import`` and ``cmf repo push/pull``."""
+"""``cmf metadata push/pull/export/import`` and ``cmf repo push/pull``: thin, over
+:mod:`cmfrun.commands.metadata` and :mod:`cmfrun.commands.repo`."""
 from __future__ import annotations
 
 import json
@@ -150,8 +151,62 @@ def metadata_import(json_file: str, site: Optional[str], as_json: bool, mlmd: Op
         click.echo(f"cmfrun: warning: conflict on {c.record} {c.uuid} field {c.field}: kept {c.ours!r}, refused {c.theirs!r}", err=True)
 
 
+def _repo_lines(res: Any) -> None:
+    for number, step in enumerate(res.steps, start=1):
+        click.echo(f"step {number} ({step.name}): {step.summary}")
+    if res.metadata is not None:
+        for c in res.metadata.report.conflicts:
+            click.echo(f"cmfrun: warning: conflict on {c.record} {c.uuid} field {c.field}: kept {c.ours!r}, refused {c.theirs!r}", err=True)
+
+
+@click.command("push")
+@click.option("-p", "--pipeline", required=True, help="Pipeline to push.")
+@click.option("-e", "--execution-uuid", "execution_uuid", default="", metavar="UUID", help="Only this execution's metadata.")
+@click.option("-j", "--jobs", default=32, show_default=True, help="Parallel artifact uploads.")
+@click.option("--server", default=None, metavar="URL", help=SERVER_HELP)
+@click.option("--token", default=None, metavar="TOKEN", help=TOKEN_HELP)
+@mlmd_option
+@handle_errors
+def repo_push(pipeline: str, execution_uuid: str, jobs: int, server: Optional[str], token: Optional[str], mlmd: Optional[str]) -> None:
+    """Push code (git push), artifacts (DVC remote) and metadata (cmf server), in that order.
+
+    Stops at the first step that fails and names it.
+
+    Example: cmf repo push -p demo
+    """
+    from cmfrun import config
+    from cmfrun.commands import repo
+
+    settings = config.resolve(store=mlmd)
+    _repo_lines(repo.repo_push(pipeline, settings.store, "", execution_uuid, jobs, server=server, token=token, root=settings.root))
+
+
+@click.command("pull")
+@click.option("-p", "--pipeline", required=True, help="Pipeline to pull.")
+@click.option("-e", "--execution-uuid", "execution_uuid", default="", metavar="UUID", help="Only this execution's metadata.")
+@click.option("--server", default=None, metavar="URL", help=SERVER_HELP)
+@click.option("--token", default=None, metavar="TOKEN", help=TOKEN_HELP)
+@mlmd_option
+@handle_errors
+def repo_pull(pipeline: str, execution_uuid: str, server: Optional[str], token: Optional[str], mlmd: Optional[str]) -> None:
+    """Pull code (git pull --ff-only), metadata (cmf server), then the artifacts it names.
+
+    Stops at the first step that fails and names it.
+
+    Example: cmf repo pull -p demo
+    """
+    from cmfrun import config
+    from cmfrun.commands import repo
+
+    settings = config.resolve(store=mlmd)
+    _repo_lines(repo.repo_pull(pipeline, settings.store, execution_uuid, server=server, token=token, root=settings.root))
+
+
 def register(group: click.Group) -> None:
     """Add this module's commands to the `cmf` group."""
     meta = subgroup(group, "metadata", "Move metadata in and out of the store.")
     for cmd in (metadata_push, metadata_pull, metadata_export, metadata_import):
         meta.add_command(cmd)
+    repo = subgroup(group, "repo", "Push or pull code, artifacts and metadata together.")
+    repo.add_command(repo_push)
+    repo.add_command(repo_pull)
