@@ -290,8 +290,9 @@ def _claimed_by_others(store: "Store", extra_dirs: Optional[List[Path]]) -> List
     return out
 
 
-def merge_file(store: "Store", path: Path) -> bool:
-    """Claim, record and delete one journal; ``False`` if another merger took it first."""
+def merge_file(store: "Store", path: Path, merged: Optional[List[Tuple[str, str]]] = None) -> bool:
+    """Claim, record and delete one journal; ``False`` if another merger took it first.
+    ``merged`` collects the recorded run's (execution type, name)."""
     from cmfrun.recorder import record_run
 
     base = path.name.split(CLAIM, 1)[0]
@@ -313,10 +314,19 @@ def merge_file(store: "Store", path: Path) -> bool:
             pass
         raise
     os.unlink(claimed)
+    if merged is not None:
+        run = entry.get("run", {})
+        merged.append((str(run.get("execution_type") or run.get("stage", "")), str(run.get("execution_name", ""))))
     return True
 
 
-def merge_pending(store: "Store", *, wait: bool = True, extra_dirs: Optional[List[Path]] = None) -> int:
+def merge_pending(
+    store: "Store",
+    *,
+    wait: bool = True,
+    extra_dirs: Optional[List[Path]] = None,
+    merged: Optional[List[Tuple[str, str]]] = None,
+) -> int:
     """Merge every finished run journal waiting for ``store``; returns how many were merged.
 
     With ``wait=False`` it returns 0 at once when another process holds the
@@ -338,7 +348,7 @@ def merge_pending(store: "Store", *, wait: bool = True, extra_dirs: Optional[Lis
                 return total
             while todo:
                 for path in todo:
-                    if merge_file(store, path):
+                    if merge_file(store, path, merged):
                         total += 1
                 todo = pending(store, extra_dirs)
         # Released: loop to rescan, catching journals whose writers found the lock taken.
@@ -433,6 +443,7 @@ def _background(store: str, root: Path, extra_dirs: List[Path], linger: float) -
     jdir = journal_dir(store, root)
     st = None
     total = 0
+    lineage_ok = True  # after one failed OpenLineage send: one warning, no more tries
     try:
         os.nice(10)  # bookkeeping: leave the CPU to the pipeline that is still running
     except OSError:
@@ -447,8 +458,11 @@ def _background(store: str, root: Path, extra_dirs: List[Path], linger: float) -
                     st = connect(store, create=True)
                 idle_until = time.monotonic() + linger
                 while True:
-                    merged = merge_pending(st, wait=True, extra_dirs=extra_dirs)
+                    runs: List[Tuple[str, str]] = []
+                    merged = merge_pending(st, wait=True, extra_dirs=extra_dirs, merged=runs)
                     total += merged
+                    if lineage_ok:
+                        lineage_ok = _emit_openlineage(st, runs)
                     if merged:
                         idle_until = time.monotonic() + linger
                     elif time.monotonic() >= idle_until:
@@ -461,6 +475,35 @@ def _background(store: str, root: Path, extra_dirs: List[Path], linger: float) -
     finally:
         if st is not None:
             st.close()
+
+
+#: Set to an OpenLineage endpoint, the background merger sends each merged run there.
+ENV_OPENLINEAGE_URL = "CMFRUN_OPENLINEAGE_URL"
+
+
+def _emit_openlineage(store: "Store", runs: List[Tuple[str, str]]) -> bool:
+    """Live OpenLineage emission, in the background merger only (never on the wrapper's
+    hot path). A failure is one warning line in merge.log and returns ``False``; the
+    runs are in the store and `cmf openlineage export --since` sends them later."""
+    url = os.environ.get(ENV_OPENLINEAGE_URL, "").strip()
+    runs = [r for r in runs if r[1]]
+    if not url or not runs:
+        return True
+    try:
+        # The merger is an entry point of its own (a detached process): it may reach up to
+        # the integration, lazily, and only when the variable asks for it.
+        from cmfrun.integrations import openlineage
+
+        openlineage.emit_live(store, runs, url, openlineage.api_key_from_env())
+        return True
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        sys.stderr.write(
+            f"{stamp} cmfrun: warning: {len(runs)} run(s) not sent to OpenLineage: {first} "
+            "(send them later: cmf openlineage export -p PIPELINE --since TIME --url URL)\n"
+        )
+        return False
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -23,14 +23,23 @@ LAYER_OF = {
     "api": "api",
     "query": "read",
     "lineage": "read",
+    "integrations": "integrations",
 }
 ALLOWED: Dict[str, Set[str]] = {
-    "cli": {"cli", "commands", "ingest", "api", "read", "core"},
-    "commands": {"commands", "ingest", "read", "core"},
+    "cli": {"cli", "commands", "ingest", "api", "read", "integrations", "core"},
+    "commands": {"commands", "ingest", "read", "integrations", "core"},
+    "integrations": {"integrations", "read", "core"},
     "ingest": {"ingest", "core"},
     "api": {"core"},
     "read": {"read", "core"},
     "core": {"core"},
+}
+
+#: Deliberate upward imports, each lazy and in an entry point of its own: the background
+#: merger (journal.main, a detached process) sends OpenLineage events when asked to.
+UPWARD_EXCEPTIONS = {
+    ("journal.py", "cmfrun.integrations"),
+    ("journal.py", "cmfrun.integrations.openlineage"),
 }
 
 
@@ -70,7 +79,12 @@ def test_imports_point_down(path: Path) -> None:
         return
     layer = _layer(path)
     tree = ast.parse(path.read_text())
-    bad = [m for m in _imports(tree) if _target_layer(m) and _target_layer(m) not in ALLOWED[layer]]
+    rel = path.relative_to(PKG).as_posix()
+    bad = [
+        m
+        for m in _imports(tree)
+        if _target_layer(m) and _target_layer(m) not in ALLOWED[layer] and (rel, m) not in UPWARD_EXCEPTIONS
+    ]
     assert not bad, f"{path.relative_to(PKG)} ({layer}) imports upwards: {bad}"
 
 

@@ -68,9 +68,9 @@ def cmf(verbose: bool) -> None:
 
 
 def _register_all() -> None:
-    from cmfrun.cli import ingest, metadata, query
+    from cmfrun.cli import deployment, ingest, metadata, openlineage, query
 
-    for module in (ingest, query, metadata):
+    for module in (ingest, query, metadata, deployment, openlineage):
         module.register(cmf)
 
 
