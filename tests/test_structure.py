@@ -24,11 +24,13 @@ LAYER_OF = {
     "query": "read",
     "lineage": "read",
     "integrations": "integrations",
+    "ui": "ui",
 }
 ALLOWED: Dict[str, Set[str]] = {
-    "cli": {"cli", "commands", "ingest", "api", "read", "integrations", "core"},
+    "cli": {"cli", "commands", "ingest", "api", "read", "integrations", "core", "ui"},
     "commands": {"commands", "ingest", "read", "integrations", "core"},
     "integrations": {"integrations", "read", "core"},
+    "ui": {"ui", "commands", "read", "core"},
     "ingest": {"ingest", "core"},
     "api": {"core"},
     "read": {"read", "core"},
