@@ -15,6 +15,10 @@ __version__ = "0.1.0"
 _LAZY = {
     "Cmf": "cmfrun.api",
     "cmf_init": "cmfrun.api",
+    "cmf_init_show": "cmfrun.api",
+    "artifact_push": "cmfrun.commands.artifacts",
+    "artifact_pull": "cmfrun.commands.artifacts",
+    "artifact_pull_single": "cmfrun.commands.artifacts",
     "dvc_ingest": "cmfrun.ingest",
     "CmfQuery": "cmfrun.query",
     "connect": "cmfrun.store",
@@ -29,7 +33,8 @@ _LAZY = {
 __all__ = ["__version__", *sorted(_LAZY)]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cmfrun.api import Cmf, cmf_init
+    from cmfrun.api import Cmf, cmf_init, cmf_init_show
+    from cmfrun.commands.artifacts import artifact_pull, artifact_pull_single, artifact_push
     from cmfrun.commands.metadata import metadata_export, metadata_pull, metadata_push
     from cmfrun.commands.repo import repo_pull, repo_push
     from cmfrun.errors import CmfrunError

@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
-from cmfrun import config, envinfo, gitinfo, parquet, proc, schema
+from cmfrun import config, envinfo, gitinfo, parquet, schema
 from cmfrun.errors import (
     GraphNotConfiguredError,
     InputFileError,
@@ -49,6 +49,8 @@ from cmfrun.errors import (
     UsageError,
 )
 from cmfrun.hashing import ContentHash, Hasher, plain_md5
+from cmfrun.remotes import cache
+from cmfrun.remotes.setup import InitConfig
 from cmfrun.records import COMPLETE, FAILED, INPUT, OUTPUT, RUNNING, Artifact, Context, Execution, Link
 from cmfrun.recorder import FileRef, RunRecord, ensure_contexts, execution_properties, new_uuid, plan_links
 from cmfrun.store import Store, connect, is_already_exists
@@ -147,6 +149,7 @@ class Cmf:
         self.execution: Optional[Execution] = None
         self._git = gitinfo.GitState() if is_server else gitinfo.state(self.root)
         self._hasher: Optional[Hasher] = None
+        self._cache_dir: Optional[Path] = None
         self._remote_root: Optional[str] = None
         self._linked: Set[int] = set()
         self._start_monotonic = 0.0
@@ -194,10 +197,29 @@ class Cmf:
             except PermissionError:
                 raise InputFileError(f"cannot log {shown}: permission denied") from None
         if hasher.dvc_root is not None and not self.is_server:
-            saved = hasher.save_to_dvc_cache(absolute)
-            if saved is not None:
-                return saved
+            return self._save_to_cache(absolute, hasher)
         return hasher.hash(absolute)
+
+    def _save_to_cache(self, absolute: str, hasher: Hasher) -> ContentHash:
+        """Hash ``absolute`` and put its bytes into the DVC cache (so `cmf artifact push` can send them).
+
+        A small file is copied straight into DVC's cache layout while it is hashed (one
+        read, no dvc-data transfer or hash-state update); a large one is hashed through
+        DVC's state first and copied only when the cache lacks it; folders go through dvc-data.
+        """
+        if os.path.isdir(absolute):
+            saved = hasher.save_to_dvc_cache(absolute)
+            return saved if saved is not None else hasher.hash(absolute)
+        if self._cache_dir is None:
+            self._cache_dir = cache.cache_dir(hasher.dvc_root or self.root)
+        try:
+            if os.path.getsize(absolute) >= SMALL_FILE:
+                known = hasher.hash(absolute)
+                if cache.in_cache(self._cache_dir, known.md5):
+                    return known
+            return cache.save_file(self._cache_dir, absolute)
+        except PermissionError:
+            raise InputFileError(f"cannot log {absolute}: permission denied") from None
 
     def _current_uuid(self) -> str:
         ex = self._require_execution()
@@ -309,7 +331,7 @@ class Cmf:
             tmp.write_text(env.text)
             os.replace(tmp, target)
             if self.hasher.dvc_root is not None:
-                self.hasher.save_to_dvc_cache(target)
+                self._save_to_cache(str(target), self.hasher)
         except OSError as exc:  # a read-only project still gets its records
             log.warning("could not write %s: %s", target, exc)
 
@@ -712,53 +734,95 @@ class DataSlice:
         return self.writer._commit_dataslice(self.name, index, [self.props[p] for p in index], dict(custom_properties or {}))
 
 
-@dataclass(frozen=True)
-class InitResult:
-    """What :func:`cmf_init` configured."""
-
-    root: str
-    remote_name: str
-    remote_url: str
-    git_remote_url: str
+#: What :func:`cmf_init` returns (and :func:`cmf_init_show`): the settings now in force.
+InitResult = InitConfig
 
 
 def cmf_init(
-    type: str = "local",
+    type: str = "",
     path: str = "",
     git_remote_url: str = "",
     cmf_server_url: str = "",
     neo4j_user: str = "",
     neo4j_password: str = "",
     neo4j_uri: str = "",
+    url: str = "",
+    endpoint_url: str = "",
+    access_key_id: str = "",
+    secret_key: str = "",
+    session_token: str = "",
+    user: str = "",
+    password: str = "",
+    port: int = 0,
+    osdf_path: str = "",
+    osdf_cache: str = "",
+    key_id: str = "",
+    key_path: str = "",
+    key_issuer: str = "",
     *,
+    access_token: str = "",
+    keyfile: str = "",
     root: Optional[PathLike] = None,
-    **other: Any,
-) -> InitResult:
-    """Configure the project's artifact repository, as ``cmf init local`` does.
+) -> InitConfig:
+    """Configure the project's artifact remote, CMF server and Neo4j settings, as
+    ``cmflib.cmf.cmf_init`` (and ``cmf init <type>``) does.
 
-    Only ``type="local"`` (a folder as DVC remote) is supported: it becomes the
-    default DVC remote ``local-storage``; ``git_remote_url`` becomes ``origin``
-    when the repository has no remote yet. Neo4j settings are refused (cmfrun
-    writes no graph database). Needs git and DVC already initialised.
+    ``type`` is ``"local"``, ``"minioS3"``, ``"amazonS3"``, ``"sshremote"`` or
+    ``"osdfremote"``: it becomes the project's default DVC remote (DVC's config
+    code; secrets only in ``.dvc/config.local``). Git and DVC are initialised if
+    missing; ``git_remote_url`` becomes ``origin``. Running it again updates.
+    Keyword-only extras: ``access_token`` (OSDF bearer token or a file holding
+    it), ``keyfile`` (SSH private key), ``root`` (the project folder).
 
     Example::
 
         cmf_init(type="local", path="/data/cmf-store", git_remote_url="git@github.com:me/proj.git")
     """
-    if neo4j_user or neo4j_password or neo4j_uri:
-        raise GraphNotConfiguredError("cmfrun does not write to Neo4j: drop the neo4j_* settings")
-    if type != "local":
-        raise UsageError(f"cmf_init type {type!r} is not supported by cmfrun: configure it with `dvc remote add -d`")
-    if not path:
-        raise UsageError("cmf_init(type='local') needs path= (the folder that stores artifacts)")
+    from cmfrun.remotes.setup import RemoteSpec, init_project
+
+    spec = None
+    if type:
+        spec = RemoteSpec.build(
+            type,
+            path=path,
+            url=url,
+            endpoint_url=endpoint_url,
+            access_key_id=access_key_id,
+            secret_key=secret_key,
+            session_token=session_token,
+            user=user,
+            password=password,
+            port=port,
+            keyfile=keyfile,
+            osdf_path=osdf_path,
+            osdf_cache=osdf_cache,
+            access_token=access_token,
+            key_id=key_id,
+            key_path=key_path,
+            key_issuer=key_issuer,
+        )
     base = Path(os.path.abspath(os.fspath(root))) if root is not None else config.find_root(".")
-    if not (base / ".dvc").is_dir():
-        raise UsageError(f"{base} is not a DVC repository: run `dvc init` first")
-    remote = os.path.abspath(path)
-    proc.capture([sys.executable, "-m", "dvc", "remote", "add", "-d", "-f", "local-storage", remote], cwd=base)
-    if git_remote_url and not gitinfo.remote_url(base):
-        proc.capture(["git", "remote", "add", "origin", git_remote_url], cwd=base)
-    return InitResult(str(base), "local-storage", remote, git_remote_url or gitinfo.remote_url(base))
+    return init_project(
+        base,
+        spec,
+        git_remote_url=git_remote_url,
+        cmf_server_url=cmf_server_url,
+        neo4j_uri=neo4j_uri,
+        neo4j_user=neo4j_user,
+        neo4j_password=neo4j_password,
+    )
+
+
+def cmf_init_show(*, root: Optional[PathLike] = None) -> InitConfig:
+    """What :func:`cmf_init` configured for the current project (``cmf init show``).
+
+    Example::
+
+        print(cmf_init_show().public())
+    """
+    from cmfrun.remotes.setup import read_init_config
+
+    return read_init_config(Path(os.path.abspath(os.fspath(root))) if root is not None else config.find_root("."))
 
 
 def _user() -> str:
@@ -768,4 +832,4 @@ def _user() -> str:
         return ""
 
 
-__all__ = ["Cmf", "DataSlice", "InitResult", "cmf_init", "GRAPH_ENV"]
+__all__ = ["Cmf", "DataSlice", "InitResult", "cmf_init", "cmf_init_show", "GRAPH_ENV"]

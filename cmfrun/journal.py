@@ -290,9 +290,12 @@ def _claimed_by_others(store: "Store", extra_dirs: Optional[List[Path]]) -> List
     return out
 
 
-def merge_file(store: "Store", path: Path, merged: Optional[List[Tuple[str, str]]] = None) -> bool:
+def merge_file(
+    store: "Store", path: Path, merged: Optional[List[Tuple[str, str]]] = None, entries: Optional[List[Dict[str, Any]]] = None
+) -> bool:
     """Claim, record and delete one journal; ``False`` if another merger took it first.
-    ``merged`` collects the recorded run's (execution type, name)."""
+    ``merged`` collects the recorded run's (execution type, name); ``entries`` the journal
+    documents, for work done after the store's lock is released."""
     from cmfrun.recorder import record_run
 
     base = path.name.split(CLAIM, 1)[0]
@@ -317,7 +320,24 @@ def merge_file(store: "Store", path: Path, merged: Optional[List[Tuple[str, str]
     if merged is not None:
         run = entry.get("run", {})
         merged.append((str(run.get("execution_type") or run.get("stage", "")), str(run.get("execution_name", ""))))
+    if entries is not None:
+        entries.append(entry)
     return True
+
+
+def _cache_bytes(entry: Dict[str, Any]) -> None:
+    """Put the run's recorded files into the DVC cache (if in a DVC repository), so
+    ``cmf artifact push`` can send them; done here, in the merger, off the wrapper's
+    hot path. A failure is logged, never raised: the record is already safe."""
+    run = entry.get("run")
+    if not isinstance(run, dict) or entry.get("state") == "RUNNING":
+        return
+    try:
+        from cmfrun.remotes.cache import cache_journal_run
+
+        cache_journal_run(run)
+    except Exception as exc:
+        log.warning("recorded files not cached for push: %s", exc)
 
 
 def merge_pending(
@@ -343,14 +363,17 @@ def merge_pending(
                 time.sleep(0.05)
                 continue
             return total
+        entries: List[Dict[str, Any]] = []
         with store.write_lock(blocking=wait) as held:
             if not held:
                 return total
             while todo:
                 for path in todo:
-                    if merge_file(store, path, merged):
+                    if merge_file(store, path, merged, entries):
                         total += 1
                 todo = pending(store, extra_dirs)
+        for entry in entries:  # outside the lock: copying bytes must not hold up other writers
+            _cache_bytes(entry)
         # Released: loop to rescan, catching journals whose writers found the lock taken.
 
 

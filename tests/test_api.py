@@ -441,9 +441,9 @@ def test_cmf_init_local_remote_names_urls(sqlite_uri: str, project: Project, tmp
     project.write("d.csv", "1,2\n")
     project.commit()
     monkeypatch.chdir(project.root)
-    with pytest.raises(errors.GraphNotConfiguredError):
+    with pytest.raises(errors.UsageError, match="all three"):
         cmf_init(type="local", path=str(tmp_path / "store"), neo4j_uri="bolt://x")
-    with pytest.raises(errors.UsageError, match="not supported"):
+    with pytest.raises(errors.UsageError, match="needs --url"):
         cmf_init(type="amazonS3", path="s3://b")
     res = cmf_init(type="local", path=str(tmp_path / "store"), git_remote_url="https://example.com/r.git")
     assert res.remote_url == str(tmp_path / "store") and git(project.root, "remote", "get-url", "origin") == "https://example.com/r.git"

@@ -114,22 +114,26 @@ def execution_list(
 @click.option("-p", "--pipeline", default=None, help="Only artifacts this pipeline used or produced.")
 @click.option("-a", "--artifact", "name", default=None, help="Only this artifact: full name, path (all versions) or hash.")
 @click.option("--type", "type_", default=None, help="Only this type (Dataset, Model, Metrics, ...).")
+@click.option("--where", is_flag=True, help="Also show whether the bytes are in the local DVC cache and on the DVC remote.")
 @json_option
 @handle_errors
-def artifact_list(mlmd: Optional[str], pipeline: Optional[str], name: Optional[str], type_: Optional[str], as_json: bool) -> None:
-    """List artifacts, oldest first.
+def artifact_list(mlmd: Optional[str], pipeline: Optional[str], name: Optional[str], type_: Optional[str], where: bool, as_json: bool) -> None:
+    """List artifacts, oldest first (--where: in the local cache? on the remote?).
 
-    Example: cmf artifact list -p demo --type Model
+    Example: cmf artifact list -p demo --type Model --where
     """
     from cmfrun.cli import render
     from cmfrun.commands import inspect
 
-    store, _ = _open(mlmd)
+    store, root = _open(mlmd)
     items = inspect.list_artifacts(store, pipeline=pipeline, name=name, type=type_)
     if name and not items:
         from cmfrun.errors import NotFoundError
 
         raise NotFoundError(f"no artifact {name!r} in the store")
+    if where:
+        _list_where(items, root, as_json)
+        return
     if as_json:
         click.echo(render.to_json(items))
         return
@@ -138,6 +142,28 @@ def artifact_list(mlmd: Optional[str], pipeline: Optional[str], name: Optional[s
         for a in items
     ]
     click.echo(render.table(["id", "type", "path", "hash", "size", "pipelines", "created"], rows))
+
+
+def _list_where(items: Any, root: Path, as_json: bool) -> None:
+    import dataclasses
+
+    from cmfrun.cli import render
+    from cmfrun.commands.artifacts import artifact_locations
+
+    found = artifact_locations(root, [a.hash for a in items])
+    rows = []
+    for a in items:
+        loc = found.get(a.hash)
+        rows.append({**dataclasses.asdict(a), "in_cache": loc.in_cache if loc else None, "on_remote": loc.on_remote if loc else None})
+    if as_json:
+        click.echo(render.to_json(rows))
+        return
+
+    def yes(v: Optional[bool]) -> str:
+        return "-" if v is None else ("yes" if v else "no")
+
+    table = [(r["id"], r["type"], r["path"], r["hash"][:12], yes(r["in_cache"]), yes(r["on_remote"])) for r in rows]
+    click.echo(render.table(["id", "type", "path", "hash", "cache", "remote"], table))
 
 
 # -- show -------------------------------------------------------------------------------------

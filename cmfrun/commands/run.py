@@ -189,6 +189,7 @@ class _Recording:
         pyenv = envinfo.current()
         self.run = {
             "pipeline": s.pipeline,
+            "root": str(root),  # journal only (not a RunRecord field): where recorded paths are relative to
             "stage": stage,
             "command": shlex.join(self.argv),
             "uuid": uuid,
