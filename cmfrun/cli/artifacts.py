@@ -205,10 +205,7 @@ def artifact_push(mlmd: Optional[str], pipeline: Optional[str], execution: Optio
     store, root = _open(mlmd)
     with _progress("Pushing") as cb:
         report = artifacts.push_artifacts(store, root, pipeline=pipeline, execution=execution, jobs=jobs, callback=cb)
-    click.echo(
-        f"{len(report.pushed)} pushed ({report.objects_sent} objects), {len(report.already)} already on the remote, "
-        f"{len(report.missing)} missing from the local cache -> {report.remote}"
-    )
+    click.echo(str(report))
     _lines("pushed", report.pushed)
     _lines("missing", report.missing)
     _lines("failed", report.failed)
@@ -252,10 +249,7 @@ def artifact_pull(
             jobs=jobs,
             callback=cb,
         )
-    click.echo(
-        f"{len(report.written)} file(s) written, {len(report.unchanged)} already up to date, "
-        f"{len(report.missing)} artifact(s) missing ({report.objects_fetched} objects fetched from {report.remote}) into {report.target}"
-    )
+    click.echo(str(report))
     _lines("written", report.written)
     _lines("missing", report.missing)
 

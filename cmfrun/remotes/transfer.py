@@ -58,6 +58,12 @@ class PushReport:
     failed: Tuple[ArtifactRef, ...] = ()
     objects_sent: int = 0
 
+    def __str__(self) -> str:
+        return (
+            f"{len(self.pushed)} pushed ({self.objects_sent} objects), {len(self.already)} already on the remote, "
+            f"{len(self.missing)} missing from the local cache -> {self.remote}"
+        )
+
 
 @dataclass(frozen=True)
 class PulledFile:
@@ -78,6 +84,12 @@ class PullReport:
     unchanged: Tuple[PulledFile, ...] = ()
     missing: Tuple[ArtifactRef, ...] = ()
     objects_fetched: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"{len(self.written)} file(s) written, {len(self.unchanged)} already up to date, "
+            f"{len(self.missing)} artifact(s) missing ({self.objects_fetched} objects fetched from {self.remote}) into {self.target}"
+        )
 
 
 @dataclass(frozen=True)
