@@ -39,7 +39,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from cmfrun import config, envinfo, gitinfo, parquet, schema
 from cmfrun.errors import (
@@ -54,6 +54,9 @@ from cmfrun.remotes.setup import InitConfig
 from cmfrun.records import COMPLETE, FAILED, INPUT, OUTPUT, RUNNING, Artifact, Context, Execution, Link
 from cmfrun.recorder import FileRef, RunRecord, ensure_contexts, execution_properties, new_uuid, plan_links
 from cmfrun.store import Store, connect, is_already_exists
+
+if TYPE_CHECKING:  # the graph clients load only with graph=True
+    from cmfrun.integrations.graph import GraphMirror
 
 log = logging.getLogger(__name__)
 
@@ -88,19 +91,19 @@ def _merge_csv(existing: object, value: str) -> str:
     return ",".join(items)
 
 
-def _graph_check(graph: bool) -> None:
+def _graph_mirror(graph: bool, root: Path) -> Optional["GraphMirror"]:
+    """The graph mirror for ``graph=True``: settings from NEO4J_* or ``cmf init --neo4j-*``."""
     if not graph:
-        return
-    missing = [v for v in GRAPH_ENV if not os.environ.get(v)]
-    if missing:
+        return None
+    from cmfrun.integrations.graph import GraphMirror, resolve_settings
+
+    settings = resolve_settings(root=root)
+    if settings is None:
         raise GraphNotConfiguredError(
-            f"graph=True needs a Neo4j graph database: set {', '.join(missing)} (as `cmf init ... --neo4j-uri` "
+            f"graph=True needs a graph database: set {', '.join(GRAPH_ENV)} (as `cmf init ... --neo4j-uri` "
             "would), or use graph=False"
         )
-    raise GraphNotConfiguredError(
-        "graph=True: cmfrun does not write to Neo4j; lineage is in the MLMD store "
-        "(query it with `cmf artifact list`/`cmf lineage`); use graph=False"
-    )
+    return GraphMirror.connect(settings)
 
 
 class Cmf:
@@ -109,9 +112,11 @@ class Cmf:
     ``filepath`` is the store: an MLMD SQLite file (relative to the current
     directory, as in CMF) or a ``postgresql://`` / ``mysql://`` URI.
     ``pipeline_name`` defaults to the project's configured pipeline (the
-    project root folder's name). ``graph=True`` raises
-    :class:`~cmfrun.errors.GraphNotConfiguredError`: cmfrun ships no Neo4j
-    writer. ``is_server=True`` skips git and the DVC cache (the store only).
+    project root folder's name). ``graph=True`` mirrors every call into the graph
+    database of ``NEO4J_URI``/``NEO4J_USER_NAME``/``NEO4J_PASSWD`` or ``cmf init
+    --neo4j-*`` (Neo4j, or FalkorDB with a ``falkor://`` URI; none configured:
+    :class:`~cmfrun.errors.GraphNotConfiguredError`); an unreachable one is a warning
+    (``cmf graph sync`` catches up). ``is_server=True`` skips git and the DVC cache (the store only).
 
     Keyword-only extras: ``store`` (an open :class:`~cmfrun.store.Store` to
     use instead of opening ``filepath``) and ``root`` (the project root that
@@ -134,10 +139,10 @@ class Cmf:
         store: Optional[Store] = None,
         root: Optional[PathLike] = None,
     ):
-        _graph_check(graph)
-        self.graph = False
         self.is_server = is_server
         self.root = Path(os.path.abspath(os.fspath(root))) if root is not None else config.find_root(".")
+        self._graph = _graph_mirror(graph, self.root)
+        self.graph = graph
         self.filepath = filepath
         self.store: Store = store if store is not None else connect(filepath)
         self.pipeline_name = pipeline_name or config.resolve(cwd=self.root).pipeline
@@ -155,6 +160,8 @@ class Cmf:
         self._start_monotonic = 0.0
         self._metrics: Dict[str, List[Dict[str, Any]]] = {}
         self._env_artifact: Optional[Artifact] = None
+        if self._graph is not None:
+            self._graph.contexts(self.parent_context)
 
     # -- helpers -------------------------------------------------------------------------------
     @property
@@ -294,8 +301,18 @@ class Cmf:
             for link in links:
                 aid = by_link.get(id(link), link.artifact.id)
                 out.append(replace(link.artifact, id=aid))
+            self._mirror()
             return out
         raise AssertionError("unreachable")
+
+    def _mirror(self, execution_id: Optional[int] = None) -> None:
+        """With ``graph=True``, mirror an execution (default: the current one) into the graph
+        database; failures there are one warning (GraphMirror), never an error here."""
+        if self._graph is None:
+            return
+        eid = execution_id if execution_id is not None else (self.execution.id if self.execution else None)
+        if eid:
+            self._graph.execution(self.store, int(eid))
 
     # -- contexts and executions ---------------------------------------------------------------
     def create_context(self, pipeline_stage: str, custom_properties: Optional[Mapping[str, Any]] = None) -> Context:
@@ -312,6 +329,8 @@ class Cmf:
             raise UsageError("pipeline_stage must not be empty")
         pipe, ctx = ensure_contexts(self.store, self.pipeline_name, stage, self._pipeline_custom, dict(custom_properties or {}))
         self.parent_context, self.child_context = pipe, ctx
+        if self._graph is not None:
+            self._graph.contexts(pipe, ctx)
         return ctx
 
     def _environment_ref(self) -> FileRef:
@@ -440,6 +459,7 @@ class Cmf:
                     self._write([(env_ref, INPUT, {"merge_custom": False})], write_execution=True)
             break
         log.debug("execution %s started (%s)", self.execution.id, run_uuid)
+        self._mirror()
         return self.execution
 
     def update_execution(self, execution_id: int, custom_properties: Optional[Mapping[str, Any]] = None) -> Execution:
@@ -456,6 +476,7 @@ class Cmf:
         self.store.update_execution(updated)
         if self.execution is not None and self.execution.id == updated.id:
             self.execution = updated
+        self._mirror(int(updated.id or 0))
         return updated
 
     def finalize(self) -> Execution:
@@ -480,6 +501,7 @@ class Cmf:
         final = replace(ex, properties=props, state=state)
         self.store.update_execution(final)
         self.execution = final
+        self._mirror()
         return final
 
     def __enter__(self) -> "Cmf":
@@ -700,11 +722,36 @@ class Cmf:
         # A slice of an earlier execution gets its new version in this execution's folder.
         return self._commit_dataslice(target.name, index, rows, {})
 
+    def link_artifacts(self, artifact_source: Artifact, artifact_target: Artifact) -> Artifact:
+        """Record that ``artifact_target`` derives from ``artifact_source`` (CMF: a dataslice
+        from its dataset), as ``(source)-[:derived]->(target)`` in the graph.
+
+        The link is kept in the store (the target's ``derived_from`` custom property), so
+        ``cmf graph sync`` and ``cmf graph export`` show it even with ``graph=False``.
+        Returns the updated target.
+
+        Example::
+
+            ds = cmf.log_dataset("data/raw.csv", "input")
+            sl = cmf.create_dataslice("slice-a"); sl.add_data("data/raw.csv"); part = sl.commit()
+            cmf.link_artifacts(ds, part)
+        """
+        from cmfrun.integrations.graph import link_artifacts
+
+        updated = link_artifacts(self.store, artifact_source, artifact_target)
+        if self._graph is not None:
+            found = self.store.artifacts_by_id([int(artifact_source.id or 0)])
+            self._graph.artifacts([*found, updated])
+        return updated
+
     def close(self) -> None:
-        """Release the DVC state database (the store stays usable by its owner)."""
+        """Release the DVC state database and the graph connection (the store stays usable by its owner)."""
         if self._hasher is not None:
             self._hasher.close()
             self._hasher = None
+        if self._graph is not None:
+            self._graph.close()
+            self._graph = None
 
 
 class DataSlice:

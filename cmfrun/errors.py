@@ -69,6 +69,20 @@ class GraphNotConfiguredError(UsageError):
     """``graph=True`` without a configured graph database."""
 
 
+class GraphError(CmfrunError):
+    """The graph database (Neo4j, FalkorDB) cannot be used: unreachable, refused, failing."""
+
+    exit_code = 3
+
+
+class GraphUnavailableError(GraphError):
+    """The graph database cannot be reached."""
+
+
+class GraphAuthError(GraphError):
+    """The graph database refused the credentials (the message never holds the secret)."""
+
+
 class ProcessError(CmfrunError):
     """A helper process (git, dvc) failed; the message shows argv, code and output."""
 
@@ -93,6 +107,9 @@ __all__ = [
     "CorruptStoreError",
     "NotFoundError",
     "GraphNotConfiguredError",
+    "GraphError",
+    "GraphUnavailableError",
+    "GraphAuthError",
     "ProcessError",
     "CommandNotFoundError",
 ]
