@@ -32,7 +32,7 @@ ALLOWED: Dict[str, Set[str]] = {
     "integrations": {"integrations", "read", "core"},
     "ui": {"ui", "commands", "read", "core"},
     "ingest": {"ingest", "core"},
-    "api": {"core"},
+    "api": {"integrations", "core"},  # Cmf(graph=True) mirrors through integrations.graph
     "read": {"read", "core"},
     "core": {"core"},
 }
