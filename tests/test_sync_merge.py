@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, List
@@ -219,3 +220,22 @@ def test_cmflib_reusable_execution_uuids_unite(tmp_path: Path) -> None:
     [ex] = store.executions()
     assert sorted(execution_uuids(ex)) == ["u1", "u2"]
     assert isinstance(MergeReport().to_json()["conflicts"], list)
+
+
+def test_incremental_push_to_a_store(site_a: Store, tmp_path: Path) -> None:
+    from cmfrun.commands.metadata import push
+
+    hub = str(tmp_path / "hub.mlmd")
+    time.sleep(1.1)  # past the push mark's margin (PUSH_MARGIN_MS) for the runs just recorded
+    first = push(site_a, "demo", to=hub, site="a")
+    assert (first.executions_sent, first.report.executions_added) == (7, 7)
+    again = push(site_a, "demo", to=hub)
+    assert (again.executions_sent, again.executions_considered) == (0, 0)  # nothing updated since the mark
+    u = new_uuid()
+    record_run(site_a, RunRecord("demo", "train", "python train.py --lr 0.5", u, execution_name=u,
+                                 inputs=[FileRef("feat/fa.csv", H["fa"])]))
+    third = push(site_a, "demo", to=hub)
+    assert third.executions_sent == 1 and third.report.executions_added == 1
+    full = push(site_a, "demo", to=hub, full=True)
+    assert (full.executions_sent, full.executions_considered) == (0, 8)
+    assert execution_digests(connect(hub), "demo") == execution_digests(site_a, "demo")

@@ -163,8 +163,12 @@ def test_two_sites_push_then_pull_into_a_third(sites: Dict[str, Project], server
     # prepare read and wrote the same bytes at both sites: the server merged those artifacts
     assert first["beta"]["report"]["artifacts_added"] < first["alpha"]["report"]["artifacts_added"]
 
-    # a second push with nothing new sends only the digest request
+    # a second push with nothing new sends nothing: nothing changed since the last push
     again = json.loads(cmf("metadata", "push", "-p", "shared", "--server", server.url, "--json", cwd=sites["alpha"].root).stdout)
+    assert again["executions_sent"] == 0 and again["requests"] == 0 and again["bytes_sent"] == 0
+    # --full compares every execution: one digest request, still nothing sent
+    again = json.loads(cmf("metadata", "push", "-p", "shared", "--server", server.url, "--json", "--full",
+                           cwd=sites["alpha"].root).stdout)
     assert again["executions_sent"] == 0 and again["requests"] == 1
     assert again["bytes_sent"] < 100 < first["alpha"]["bytes_sent"]
 
@@ -187,8 +191,11 @@ def test_two_sites_push_then_pull_into_a_third(sites: Dict[str, Project], server
     kinds = sorted(ev.kind for ev in store.events_by_artifact([int(prep.id or 0)]))
     assert kinds == ["INPUT", "INPUT", "OUTPUT", "OUTPUT"]
     assert len({a.name for a in store.artifacts()}) == len(store.artifacts())
-    # pulling again changes nothing and transfers nothing
+    # pulling again changes nothing (recent runs may be re-sent inside the safety margin)
     res = json.loads(cmf("metadata", "pull", "-p", "shared", "--server", server.url, "-f", str(third / "mlmd"), "--json").stdout)
+    assert not any(res["report"][k] for k in ("executions_added", "executions_updated", "events_added", "artifacts_added"))
+    res = json.loads(cmf("metadata", "pull", "-p", "shared", "--server", server.url, "-f", str(third / "mlmd"), "--json",
+                         "--full").stdout)
     assert res["executions_sent"] == 0 and res["report"]["executions_added"] == 0
 
 

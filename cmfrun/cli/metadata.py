@@ -53,21 +53,24 @@ def _as_json(res: Any) -> str:
 @click.option("--token", default=None, metavar="TOKEN", help=TOKEN_HELP)
 @click.option("--to", "to", default=None, metavar="STORE", help="Push into this store (path or URI) instead of a server.")
 @click.option("--site", default=None, help="Site name for executions with no Host (default: this host's name).")
+@click.option("--full", is_flag=True, help="Compare every execution, not only those updated since the last push.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @mlmd_option
 @handle_errors
 def metadata_push(pipeline: str, execution_uuid: Optional[str], server: Optional[str], token: Optional[str],
-                  to: Optional[str], site: Optional[str], as_json: bool, mlmd: Optional[str]) -> None:
+                  to: Optional[str], site: Optional[str], full: bool, as_json: bool, mlmd: Optional[str]) -> None:
     """Push a pipeline's metadata to a cmf server (or with --to into another store).
 
-    Incremental: only executions the other side lacks or holds with other content travel.
+    Incremental: only executions updated since the last push are considered, and of those only
+    the ones the other side lacks or holds with other content travel (--full: consider all).
 
     Example: cmf metadata push -p demo --server http://127.0.0.1:8080
     """
     from cmfrun.commands import metadata
 
     store, root = _open(mlmd)
-    res = metadata.push(store, pipeline, server=server, token=token, to=to, execution_uuid=execution_uuid, site=site, root=root)
+    res = metadata.push(store, pipeline, server=server, token=token, to=to, execution_uuid=execution_uuid, site=site,
+                        root=root, full=full)
     click.echo(_as_json(res)) if as_json else _report_lines(res)
 
 
@@ -77,14 +80,16 @@ def metadata_push(pipeline: str, execution_uuid: Optional[str], server: Optional
 @click.option("--server", default=None, metavar="URL", help=SERVER_HELP)
 @click.option("--token", default=None, metavar="TOKEN", help=TOKEN_HELP)
 @click.option("--from", "from_store", default=None, metavar="STORE", help="Pull from this store (path or URI) instead of a server.")
+@click.option("--full", is_flag=True, help="Compare every execution, not only those updated since the last pull.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @mlmd_option
 @handle_errors
 def metadata_pull(pipeline: str, execution_uuid: Optional[str], server: Optional[str], token: Optional[str],
-                  from_store: Optional[str], as_json: bool, mlmd: Optional[str]) -> None:
+                  from_store: Optional[str], full: bool, as_json: bool, mlmd: Optional[str]) -> None:
     """Pull a pipeline's metadata from a cmf server (or with --from from another store).
 
-    Incremental: only executions this store lacks or holds with other content travel.
+    Incremental: the first pull sends this store's digests and receives what it lacks; later
+    pulls ask for what changed on the server since (--full: compare everything again).
 
     Example: cmf metadata pull -p demo --server http://127.0.0.1:8080
     """
@@ -92,7 +97,7 @@ def metadata_pull(pipeline: str, execution_uuid: Optional[str], server: Optional
 
     store, root = _open(mlmd, create=True)
     res = metadata.pull(store, pipeline, server=server, token=token, from_store=from_store,
-                        execution_uuid=execution_uuid, root=root)
+                        execution_uuid=execution_uuid, root=root, full=full)
     click.echo(_as_json(res)) if as_json else _report_lines(res)
 
 

@@ -14,16 +14,28 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 from cmfrun import config, errors
 from cmfrun.commands import open_store
 from cmfrun.store import Store
-from cmfrun.sync.bundle import BundleError, execution_digests, export_bundle, export_missing, require_pipeline
+from cmfrun.sync.bundle import (
+    BundleError,
+    PipelineRecords,
+    execution_digests,
+    execution_uuids,
+    export_bundle,
+    export_missing,
+    missing_from,
+    read_pipeline,
+    require_pipeline,
+)
 from cmfrun.sync.client import SyncClient, check_url
 from cmfrun.sync.merge import MergeReport, merge_bundle
+from cmfrun.sync.state import load_mark, save_mark
 
 ENV_SERVER = "CMFRUN_SERVER"
 ENV_TOKEN = "CMFRUN_SERVER_TOKEN"
@@ -94,12 +106,30 @@ def _client(server: Optional[str], token: Optional[str], root: Optional[Path]) -
 def _check_uuid(store: Store, pipeline: str, execution_uuid: Optional[str]) -> None:
     if not execution_uuid:
         return
-    have = {u for key in execution_digests(store, pipeline) for u in key.split(",")}
+    have = {u for key in execution_digests(store, pipeline, [execution_uuid]) for u in key.split(",")}
     if execution_uuid not in have:
         raise errors.NotFoundError(f"pipeline {pipeline!r} has no execution with uuid {execution_uuid!r}")
 
 
 # -- push / pull --------------------------------------------------------------------------------
+#: A push mark is the push's start less this much (local writes are short transactions).
+PUSH_MARGIN_MS = 1_000
+#: A pull mark is the server's clock less this much: a push still being written on the server
+#: when we looked carries update times from before; re-receiving recent runs costs little.
+PULL_MARGIN_MS = 300_000
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _candidates(store: Store, pipeline: str, mark: Optional[int], wanted: Optional[List[str]]) -> PipelineRecords:
+    ctx = require_pipeline(store, pipeline)
+    if wanted:
+        return read_pipeline(store, ctx, execution_uuids_wanted=wanted)
+    return read_pipeline(store, ctx, since_ms=mark)
+
+
 def push(
     store: Store,
     pipeline: str,
@@ -110,35 +140,59 @@ def push(
     execution_uuid: Optional[str] = None,
     site: Optional[str] = None,
     root: Optional[Path] = None,
+    full: bool = False,
 ) -> TransferResult:
     """Send ``pipeline`` (or one execution of it) to a server, or with ``to`` into another store.
 
-    Only executions the other side lacks or holds with another digest are sent.
-    ``site`` (default: this host's name) becomes the ``Host`` of executions that have none.
+    Incremental twice over: only executions updated since the last push to the same peer
+    are considered (a mark kept in the store; ``full=True`` considers all), and of those only
+    the ones the other side lacks or holds with another digest are sent. ``site`` (default:
+    this host's name) becomes the ``Host`` of executions that have none.
     """
     require_pipeline(store, pipeline)
     _check_uuid(store, pipeline, execution_uuid)
     wanted = [execution_uuid] if execution_uuid else None
     site = site or socket.gethostname()
+    started = _now_ms()
+    target: Optional[Store] = None
+    client: Optional[SyncClient] = None
     if to is not None:
         target = open_store(to, create=True)
-        try:
-            have = execution_digests(target, pipeline)
-            bundle, sent, total = export_missing(store, pipeline, have, execution_uuids_wanted=wanted)
-            report = merge_bundle(target, bundle, site=site) if sent else MergeReport(executions_unchanged=total)
-            peer = str(target.location)
-        finally:
-            target.close()
-        return TransferResult("push", pipeline, peer, sent, total, 0, 0, 0, report)
-    client = _client(server, token, root)
-    have = client.digests(pipeline)
-    bundle, sent, total = export_missing(store, pipeline, have, execution_uuids_wanted=wanted)
-    if sent:
-        report = MergeReport.from_json(client.push(pipeline, bundle, site=site))
+        peer = str(target.location)
     else:
-        report = MergeReport(executions_unchanged=total)
+        client = _client(server, token, root)
+        peer = client.url
+    try:
+        mark = None if (full or wanted) else load_mark(store, "push", peer, pipeline)
+        recs = _candidates(store, pipeline, mark, wanted)
+        keys = [",".join(execution_uuids(ex)) for _, ex in recs.executions]
+        first = [k.split(",")[0] for k in keys]
+        if mark is not None and not keys:
+            bundle: Dict[str, Any] = {}
+            sent, total = 0, 0
+        elif target is not None:
+            have = execution_digests(target, pipeline, first if mark is not None or wanted else None)
+            bundle, sent, total = missing_from(store, recs, have)
+        else:
+            assert client is not None
+            have = client.digests(pipeline, first if mark is not None or wanted else None)
+            bundle, sent, total = missing_from(store, recs, have)
+        if not sent:
+            report = MergeReport(executions_unchanged=total)
+        elif target is not None:
+            report = merge_bundle(target, bundle, site=site)
+        else:
+            assert client is not None
+            report = MergeReport.from_json(client.push(pipeline, bundle, site=site))
+    finally:
+        if target is not None:
+            target.close()
+    if not wanted:
+        save_mark(store, "push", peer, pipeline, started - PUSH_MARGIN_MS)
+    if client is None:
+        return TransferResult("push", pipeline, peer, sent, total, 0, 0, 0, report)
     return TransferResult(
-        "push", pipeline, client.url, sent, total, client.bytes_sent, client.bytes_received, client.requests, report
+        "push", pipeline, peer, sent, total, client.bytes_sent, client.bytes_received, client.requests, report
     )
 
 
@@ -150,30 +204,40 @@ def pull(
     token: Optional[str] = None,
     from_store: Optional[str] = None,
     execution_uuid: Optional[str] = None,
-    since_ms: Optional[int] = None,
     root: Optional[Path] = None,
+    full: bool = False,
 ) -> TransferResult:
     """Bring ``pipeline`` (or one execution) from a server, or with ``from_store`` from another
-    store, into ``store``: only what ``store`` lacks or holds with another digest travels."""
-    have = execution_digests(store, pipeline)
+    store, into ``store``. The first pull sends this store's digests and receives what they
+    lack; later ones ask only for executions updated since the last pull (``full=True``
+    compares everything again)."""
     wanted = [execution_uuid] if execution_uuid else None
     if from_store is not None:
         source = open_store(from_store, create=False)
         try:
-            bundle, sent, total = export_missing(source, pipeline, have, execution_uuids_wanted=wanted, since_ms=since_ms)
             peer = str(source.location)
+            mark = None if (full or wanted) else load_mark(store, "pull", peer, pipeline)
+            started = _now_ms()
+            have = {} if mark is not None else execution_digests(store, pipeline, wanted)
+            bundle, sent, total = export_missing(source, pipeline, have, execution_uuids_wanted=wanted, since_ms=mark)
         finally:
             source.close()
         if execution_uuid and not total:
             raise errors.NotFoundError(f"{peer}: pipeline {pipeline!r} has no execution with uuid {execution_uuid!r}")
         report = merge_bundle(store, bundle) if sent else MergeReport(executions_unchanged=total)
+        if not wanted:
+            save_mark(store, "pull", peer, pipeline, started - PULL_MARGIN_MS)
         return TransferResult("pull", pipeline, peer, sent, total, 0, 0, 0, report)
     client = _client(server, token, root)
-    bundle = client.pull(pipeline, have, since_ms=since_ms, execution_uuids=wanted)
+    mark = None if (full or wanted) else load_mark(store, "pull", client.url, pipeline)
+    have = {} if mark is not None else execution_digests(store, pipeline, wanted)
+    bundle, server_ms = client.pull(pipeline, have, since_ms=mark, execution_uuids=wanted)
     sent = sum(len(s.get("executions", [])) for p in bundle.get("Pipeline", []) for s in p.get("stages", []))
     report = merge_bundle(store, bundle) if sent else MergeReport()
-    if execution_uuid and not sent and not any(execution_uuid in k.split(",") for k in have):
+    if execution_uuid and not sent and not have:
         raise errors.NotFoundError(f"cmf server {client.url}: pipeline {pipeline!r} has no execution {execution_uuid!r}")
+    if not wanted and server_ms is not None:
+        save_mark(store, "pull", client.url, pipeline, server_ms - PULL_MARGIN_MS)
     return TransferResult(
         "pull", pipeline, client.url, sent, sent + report.executions_unchanged, client.bytes_sent,
         client.bytes_received, client.requests, report,
@@ -193,13 +257,12 @@ def export(store: Store, pipeline: str, execution: Optional[str] = None) -> Expo
 
 
 def _uuid_of(store: Store, pipeline: str, ref: str) -> str:
-    digests = execution_digests(store, pipeline)
     if ref.isdigit():
         found = store.executions_by_id([int(ref)])
-        key = ",".join(str(found[0].properties.get("Execution_uuid", "")).split(",")) if found else ""
-        if key and key in digests:
-            return key.split(",")[0]
-    elif any(ref in k.split(",") for k in digests):
+        uuids = execution_uuids(found[0]) if found else ()
+        if uuids and execution_digests(store, pipeline, [uuids[0]]):
+            return uuids[0]
+    elif execution_digests(store, pipeline, [ref]):
         return ref
     raise errors.NotFoundError(f"pipeline {pipeline!r} has no execution {ref}")
 

@@ -4,13 +4,13 @@
 :mod:`cmfrun.sync.client` speaks to it. Every endpoint opens the store with the
 ``open_store`` callable it was given, so the router holds no store of its own.
 
-- ``POST /api/v1/sync/digests`` ``{"pipeline": P}`` -> ``{"executions": {uuid: digest}}``
-  (empty for a pipeline the server does not have yet).
+- ``POST /api/v1/sync/digests`` ``{"pipeline": P, "uuids": [...]?}`` ->
+  ``{"executions": {uuid: digest}}`` (empty for a pipeline the server does not have yet).
 - ``POST /api/v1/sync/push`` ``{"pipeline": P, "site": S, "bundle": {...}}`` ->
   ``{"status": "success", "report": {...}}``; a malformed bundle is a 400 with a one-line
   ``detail`` and writes nothing.
 - ``POST /api/v1/sync/pull`` ``{"pipeline": P, "since_ms": T, "have": {uuid: digest}}`` ->
-  ``{"bundle": {...}, "executions": N}`` with only what the caller lacks or holds with
+  ``{"bundle": {...}, "executions": N, "server_ms": T}`` with only what the caller lacks or holds with
   another digest; an unknown pipeline is a 404.
 
 Handlers are plain ``def`` functions: FastAPI runs them in its thread pool, so a long
@@ -21,6 +21,7 @@ PostgreSQL from racing for the same new records.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from fastapi import APIRouter, HTTPException
@@ -37,9 +38,10 @@ _NAME = Field(..., min_length=1, max_length=255, description="Pipeline name.")
 
 
 class DigestsRequest(BaseModel):
-    """Which pipeline's digests to return."""
+    """Which pipeline's digests to return (``uuids``: only of those executions)."""
 
     pipeline: str = _NAME
+    uuids: Optional[List[str]] = Field(None, max_length=1_000_000, description="Only these executions.")
 
 
 class DigestsResponse(BaseModel):
@@ -96,10 +98,12 @@ class PullRequest(BaseModel):
 
 
 class PullResponse(BaseModel):
-    """The bundle of what the caller lacks, and how many executions it carries."""
+    """The bundle of what the caller lacks, how many executions it carries, and the server's
+    clock when it looked (the caller's ``since_ms`` next time, less a margin)."""
 
     bundle: Dict[str, Any]
     executions: int
+    server_ms: int
 
 
 def _one_line(exc: BaseException) -> str:
@@ -138,7 +142,7 @@ def create_router(open_store: Callable[[], Store]) -> APIRouter:
 
     @router.post("/digests", response_model=DigestsResponse, summary="Digests of a pipeline's executions")
     def digests(body: DigestsRequest) -> Dict[str, Any]:
-        return {"executions": run(lambda s: execution_digests(s, body.pipeline))}
+        return {"executions": run(lambda s: execution_digests(s, body.pipeline, body.uuids))}
 
     @router.post(
         "/push",
@@ -171,12 +175,13 @@ def create_router(open_store: Callable[[], Store]) -> APIRouter:
         responses={404: {"description": "Unknown pipeline"}},
     )
     def pull(body: PullRequest) -> Dict[str, Any]:
+        server_ms = int(time.time() * 1000)
         bundle, count, _ = run(
             lambda s: export_missing(
                 s, body.pipeline, body.have, execution_uuids_wanted=body.execution_uuids, since_ms=body.since_ms
             )
         )
-        return {"bundle": bundle, "executions": count}
+        return {"bundle": bundle, "executions": count, "server_ms": server_ms}
 
     return router
 

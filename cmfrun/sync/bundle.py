@@ -24,6 +24,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
+from collections.abc import Mapping as _AbcMapping
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from cmfrun import errors, schema
@@ -139,7 +140,7 @@ def _fail(where: str, what: str) -> BundleError:
 
 
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
+    if not isinstance(value, _AbcMapping):  # the abc: typing.Mapping's isinstance is slow
         raise _fail(where, f"expected an object, got {type(value).__name__}")
     return value
 
@@ -342,28 +343,32 @@ def execution_uuids(ex: Execution) -> Tuple[str, ...]:
     return tuple(u.strip() for u in str(ex.properties.get("Execution_uuid", "")).split(",") if u.strip())
 
 
-def read_pipeline(
-    store: Store,
-    pipeline: Context,
-    *,
-    execution_uuids_wanted: Optional[Iterable[str]] = None,
-    since_ms: Optional[int] = None,
-) -> PipelineRecords:
-    """Read a pipeline's records in batched calls, optionally only some executions."""
-    wanted = set(execution_uuids_wanted) if execution_uuids_wanted is not None else None
-    stages = tuple(store.child_contexts(int(pipeline.id or 0)))
-    pairs: List[Tuple[Context, Execution]] = []
+def _quoted(items: Sequence[str]) -> str:
+    return ",".join("'" + x.replace("'", "''") + "'" for x in items)
+
+
+_CHUNK = 400
+
+
+def _with_stages(store: Store, stages: Sequence[Context], execs: Iterable[Execution]) -> List[Tuple[Context, Execution]]:
+    """Pair executions with their stage among ``stages`` (by ``Context_Type``, else by link)."""
+    by_name = {s.name: s for s in stages}
+    by_id = {s.id: s for s in stages}
+    out: List[Tuple[Context, Execution]] = []
     seen: Set[Optional[int]] = set()
-    for stage in stages:
-        for ex in sorted(store.executions_by_context(int(stage.id or 0)), key=lambda e: e.id or 0):
-            if ex.id in seen:
-                continue
-            if wanted is not None and not wanted.intersection(execution_uuids(ex)):
-                continue
-            if since_ms is not None and ex.update_ms < since_ms:
-                continue
+    for ex in sorted(execs, key=lambda e: e.id or 0):
+        if ex.id in seen:
+            continue
+        stage = by_name.get(str(ex.properties.get("Context_Type", "")))
+        if stage is None:  # no usable Context_Type: ask the store (rare)
+            stage = next((by_id[c.id] for c in store.contexts_by_execution(int(ex.id or 0)) if c.id in by_id), None)
+        if stage is not None:
             seen.add(ex.id)
-            pairs.append((stage, ex))
+            out.append((stage, ex))
+    return out
+
+
+def _records(store: Store, pipeline: Context, stages: Tuple[Context, ...], pairs: Sequence[Tuple[Context, Execution]]) -> PipelineRecords:
     events: Dict[int, List[Event]] = {}
     for ev in store.events_by_execution([int(ex.id or 0) for _, ex in pairs]):
         events.setdefault(ev.execution_id, []).append(ev)
@@ -375,6 +380,47 @@ def read_pipeline(
         events={k: tuple(v) for k, v in events.items()},
         artifacts=arts,
     )
+
+
+def read_pipeline(
+    store: Store,
+    pipeline: Context,
+    *,
+    execution_uuids_wanted: Optional[Iterable[str]] = None,
+    since_ms: Optional[int] = None,
+) -> PipelineRecords:
+    """Read a pipeline's records in batched calls, optionally only some executions.
+
+    With ``execution_uuids_wanted`` or ``since_ms`` only those executions are read, by
+    indexed lookups (by name: cmfrun names each run by its uuid; by update time), so an
+    incremental push or pull does not read a pipeline of 10,000 runs; unnamed executions
+    (CMF's) asked for by uuid are found by reading the pipeline.
+    """
+    stages = tuple(store.child_contexts(int(pipeline.id or 0)))
+    if execution_uuids_wanted is None and since_ms is None:
+        pairs: List[Tuple[Context, Execution]] = []
+        seen: Set[Optional[int]] = set()
+        for stage in stages:
+            for ex in sorted(store.executions_by_context(int(stage.id or 0)), key=lambda e: e.id or 0):
+                if ex.id not in seen:
+                    seen.add(ex.id)
+                    pairs.append((stage, ex))
+        return _records(store, pipeline, stages, pairs)
+    found: List[Execution] = []
+    if since_ms is not None:
+        found = store.executions(f"last_update_time_since_epoch >= {int(since_ms)}")
+    if execution_uuids_wanted is not None:
+        wanted = set(execution_uuids_wanted)
+        if since_ms is None:
+            names = sorted(wanted)
+            for i in range(0, len(names), _CHUNK):
+                found += store.executions(f"name IN ({_quoted(names[i:i + _CHUNK])})")
+        found = [e for e in found if wanted.intersection(execution_uuids(e))]
+        missing = wanted - {u for e in found for u in execution_uuids(e)}
+        if missing and since_ms is None:  # unnamed executions: read the pipeline
+            full = read_pipeline(store, pipeline)
+            found += [e for _, e in full.executions if missing.intersection(execution_uuids(e))]
+    return _records(store, pipeline, stages, _with_stages(store, stages, found))
 
 
 # -- export ---------------------------------------------------------------------------------------
@@ -499,8 +545,9 @@ def _record_digest(recs: PipelineRecords, ex: Execution) -> str:
     return digest_of(ex.type, ex.name, execution_uuids(ex), ex.properties, ex.custom, ex.state, links)
 
 
-def execution_digests(store: Store, pipeline: str) -> Dict[str, str]:
-    """``{Execution_uuid: digest}`` of a pipeline's executions (``{}`` for an unknown pipeline).
+def execution_digests(store: Store, pipeline: str, uuids: Optional[Sequence[str]] = None) -> Dict[str, str]:
+    """``{Execution_uuid: digest}`` of a pipeline's executions (``{}`` for an unknown pipeline);
+    with ``uuids``, only of those executions.
 
     Two stores hold the same execution exactly when the digests agree, so a client sends
     (or asks for) only executions whose digest is missing or differs on the other side.
@@ -508,8 +555,20 @@ def execution_digests(store: Store, pipeline: str) -> Dict[str, str]:
     ctx = find_pipeline(store, pipeline)
     if ctx is None:
         return {}
-    recs = read_pipeline(store, ctx)
+    recs = read_pipeline(store, ctx, execution_uuids_wanted=uuids)
     return {",".join(execution_uuids(ex)): _record_digest(recs, ex) for _, ex in recs.executions}
+
+
+def missing_from(store: Store, recs: PipelineRecords, have: Mapping[str, str]) -> Tuple[Dict[str, Any], int, int]:
+    """The bundle of the executions in ``recs`` whose digest is not in ``have``, how many it
+    carries, and how many were considered."""
+    keep = tuple(
+        (stage, ex) for stage, ex in recs.executions
+        if have.get(",".join(execution_uuids(ex))) != _record_digest(recs, ex)
+    )
+    total = len(recs.executions)
+    kept = PipelineRecords(recs.pipeline, recs.stages, keep, recs.events, recs.artifacts)
+    return records_to_bundle(store, kept, keep_empty_stages=False), len(keep), total
 
 
 def export_missing(
@@ -525,13 +584,7 @@ def export_missing(
     many were considered (the rest the other side already holds as they are)."""
     ctx = require_pipeline(store, pipeline)
     recs = read_pipeline(store, ctx, execution_uuids_wanted=execution_uuids_wanted, since_ms=since_ms)
-    keep = tuple(
-        (stage, ex) for stage, ex in recs.executions
-        if have.get(",".join(execution_uuids(ex))) != _record_digest(recs, ex)
-    )
-    total = len(recs.executions)
-    recs = PipelineRecords(recs.pipeline, recs.stages, keep, recs.events, recs.artifacts)
-    return records_to_bundle(store, recs, keep_empty_stages=False), len(keep), total
+    return missing_from(store, recs, have)
 
 
 __all__ = [
@@ -547,6 +600,7 @@ __all__ = [
     "export_bundle",
     "execution_digests",
     "export_missing",
+    "missing_from",
     "digest_of",
     "read_pipeline",
     "records_to_bundle",

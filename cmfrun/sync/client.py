@@ -15,7 +15,7 @@ import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 from urllib.parse import urlparse
 
 from cmfrun import errors
@@ -132,9 +132,13 @@ class SyncClient:
             return errors.InputFileError(f"cmf server {where} refused the request ({code}): {detail or 'bad request'}")
         return SyncServerError(f"cmf server {where} failed ({code}){': ' + detail if detail else ''}")
 
-    def digests(self, pipeline: str) -> Dict[str, str]:
-        """The server's ``{uuid: digest}`` for ``pipeline`` (empty if it has none)."""
-        answer = self._post("/digests", {"pipeline": pipeline})
+    def digests(self, pipeline: str, uuids: Optional[Sequence[str]] = None) -> Dict[str, str]:
+        """The server's ``{uuid: digest}`` for ``pipeline`` (empty if it has none); with
+        ``uuids`` only for those executions."""
+        body: Dict[str, Any] = {"pipeline": pipeline}
+        if uuids is not None:
+            body["uuids"] = list(uuids)
+        answer = self._post("/digests", body)
         execs = answer.get("executions")
         if not isinstance(execs, dict):
             raise SyncServerError(f"cmf server {_safe(self.url)} answered /digests without executions")
@@ -155,8 +159,8 @@ class SyncClient:
         *,
         since_ms: Optional[int] = None,
         execution_uuids: Optional[Sequence[str]] = None,
-    ) -> Dict[str, Any]:
-        """The bundle of what the server holds and ``have`` lacks."""
+    ) -> Tuple[Dict[str, Any], Optional[int]]:
+        """The bundle of what the server holds and ``have`` lacks, and the server's clock."""
         body: Dict[str, Any] = {"pipeline": pipeline, "have": dict(have), "since_ms": since_ms}
         if execution_uuids:
             body["execution_uuids"] = list(execution_uuids)
@@ -164,7 +168,8 @@ class SyncClient:
         bundle = answer.get("bundle")
         if not isinstance(bundle, dict):
             raise SyncServerError(f"cmf server {_safe(self.url)} answered /pull without a bundle")
-        return bundle
+        server_ms = answer.get("server_ms")
+        return bundle, int(server_ms) if isinstance(server_ms, (int, float)) else None
 
 
 __all__ = ["SyncClient", "SyncServerError", "SyncAuthError", "check_url", "PREFIX"]

@@ -411,8 +411,10 @@ def _merge_pipeline(
     stages, added = _stage_contexts(store, pipe, pipe_ctx, execs)
     counts["contexts_added"] += added
 
-    # What the receiver already holds: the pipeline's executions, then named ones store-wide.
-    recs = read_pipeline(store, pipe_ctx)
+    # What the receiver already holds of these executions (indexed lookups by name, i.e. by
+    # uuid for cmfrun's runs; the pipeline is read whole only for unnamed ones), then named
+    # ones store-wide.
+    recs = read_pipeline(store, pipe_ctx, execution_uuids_wanted=[u for e in execs for u in e.src.uuids])
     by_uuid: Dict[str, Execution] = {}
     by_name: Dict[Tuple[str, str], Execution] = {}
     stage_of: Dict[int, int] = {}
@@ -517,7 +519,7 @@ def _merge_pipeline(
                 assoc_stage.append(stage_id)
             continue
         out_execs.append(merged)
-        assoc_stage.append(stage_id if relink else 0)
+        assoc_stage.append(stage_id)  # idempotent; repairs a link a crashed merge left out
         xi = len(out_execs) - 1
         for kind, key in new_links:
             edges.append((xi, art_index(key), kind, None))
