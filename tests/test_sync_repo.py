@@ -63,21 +63,28 @@ def test_repo_push_stops_at_git(site: Project, server: Server, tmp_path: Path) -
     assert connect(str(tmp_path / "server.mlmd")).executions() == []
 
 
-def test_repo_pull_git_then_metadata(site: Project, server: Server, tmp_path: Path) -> None:
+def test_repo_pull_git_then_metadata_then_artifacts(site: Project, server: Server, tmp_path: Path) -> None:
     site.commit("after repro")
-    git(site.root, "push", "-q", "origin", "HEAD:refs/heads/main")
-    cmf("metadata", "push", "-p", "shared", "--server", server.url, cwd=site.root)
+    if HAVE_ARTIFACTS:
+        cmf("repo", "push", "-p", "shared", "--server", server.url, cwd=site.root)
+        assert any((tmp_path / "dvc-remote").rglob("*"))  # step 2 uploaded the outputs
+    else:
+        git(site.root, "push", "-q", "origin", "HEAD:refs/heads/main")
+        cmf("metadata", "push", "-p", "shared", "--server", server.url, cwd=site.root)
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(tmp_path / "origin.git"), str(clone)], check=True)
     site.write("more.txt", "x")
     site.commit("more")
     git(site.root, "push", "-q", "origin", "HEAD:refs/heads/main")
     if HAVE_ARTIFACTS:
-        cmf("repo", "pull", "-p", "shared", "--server", server.url, cwd=clone)
+        out = cmf("repo", "pull", "-p", "shared", "--server", server.url, cwd=clone)
+        assert "step 3 (artifacts)" in out.stdout
+        # step 3 fetched what the pulled metadata names: the model, byte for byte
+        assert (clone / "model.pkl").read_bytes() == (site.root / "model.pkl").read_bytes()
     else:
         res = cmf("repo", "pull", "-p", "shared", "--server", server.url, cwd=clone, code=2)
         assert "stopped at step 3 (artifacts)" in res.stderr
     assert (clone / "more.txt").read_text() == "x"  # step 1: git pulled
     assert len(connect(str(clone / "mlmd")).executions()) == 2  # step 2: metadata pulled
     res = json.loads(cmf("metadata", "pull", "-p", "shared", "--server", server.url, "--json", cwd=clone).stdout)
-    assert res["executions_sent"] == 0
+    assert res["report"]["executions_added"] == 0 and res["report"]["executions_updated"] == 0
