@@ -191,3 +191,12 @@ def test_cli_deployment_of_a_recorded_model(cmf_model: Any) -> None:
         assert res.exit_code == 2, (args, res.output)
         assert text in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert len(connect(store_path).executions()) == n
+    # A path names the bytes on disk: changed bytes were never recorded, so they are no model;
+    # once the file is gone, the path names its newest recorded version.
+    (root / "model.pkl").write_bytes(b"retrained, not recorded")
+    res = runner.invoke(cmf, ["deployment", "register", "late", "-p", "shop", "--model", "model.pkl", *base])
+    assert res.exit_code == 2 and "no model 'model.pkl'" in res.stderr, res.output
+    (root / "model.pkl").unlink()
+    res = runner.invoke(cmf, ["deployment", "register", "late", "-p", "shop", "--model", "model.pkl", *base, "--json"])
+    assert res.exit_code == 0, res.output + res.stderr
+    assert json.loads(res.output)["model_hash"] == model.uri

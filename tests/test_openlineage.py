@@ -163,16 +163,23 @@ def _check_demo_events(events: List[Dict[str, Any]], uuids: Dict[str, str]) -> N
     assert inp["namespace"] == "https://git.example.com/org/repo.git"
     assert (inp["name"], inp["facets"]["version"]["datasetVersion"]) == ("data/raw.csv", "1" * 32)
     assert (out["name"], out["facets"]["version"]["datasetVersion"]) == ("data/prepared", "2" * 32 + ".dir")
-    facets = prep_end["run"]["facets"]
+    start = by_run[uuids["prepare"]][0]
+    assert start["eventTime"] < prep_end["eventTime"] and start["outputs"] == [] and start["inputs"] == [inp]
+    facets = start["run"]["facets"]  # the run's inputs: params and git
     assert facets["executionParameters"]["parameters"] == [{"key": "prepare.split", "value": "0.25"}]
     assert facets["cmfrun_git"]["startCommit"] == "a" * 40 and facets["cmfrun_git"]["endCommit"] == "b" * 40
     assert facets["cmfrun_git"]["dirty"] is False
-    assert facets["cmfrun_execution"]["command"] == "python src/prepare.py"
+    assert facets["processing_engine"]["name"] == "cmfrun"
+    end = prep_end["run"]["facets"]  # the outcome
+    assert end["cmfrun_execution"]["command"] == "python src/prepare.py" and end["cmfrun_execution"]["exitCode"] == 0
+    assert end["cmfrun_execution"]["state"] == "COMPLETE" and "errorMessage" not in end
     fail = by_run[uuids["train"]][1]
     assert fail["run"]["facets"]["errorMessage"]["message"] == "exited with code 2"
     assert fail["outputs"][0]["name"] == "model.pkl"
-    start = by_run[uuids["prepare"]][0]
-    assert start["eventTime"] < prep_end["eventTime"] and start["outputs"] == []
+    for ev in events:  # standard facets carry the spec's schema URLs (from the client's classes)
+        assert ev["schemaURL"].startswith("https://openlineage.io/spec/") and ev["schemaURL"].endswith("/RunEvent")
+        for key, value in ev["run"]["facets"].items():
+            assert value["_schemaURL"].startswith("https://openlineage.io/spec/" if key in FACET_SCHEMAS else "urn:cmfrun:")
     assert "s3cret" not in json.dumps(events)
 
 

@@ -195,8 +195,10 @@ def _quote(text: str) -> str:
 
 
 def find_artifact(store: Store, ref: str, root: Optional[Path] = None) -> Optional[Artifact]:
-    """The artifact ``ref`` names: a full name, a content hash (uri), or a path
-    (its newest version; a file on disk is hashed first, so the version on disk wins)."""
+    """The artifact ``ref`` names: a full name, a content hash (uri), or a path. A file
+    on disk is identified by its content (``None`` when those bytes were never recorded,
+    so a changed file never stands for an older version); a path that no longer exists
+    names its newest recorded version."""
     ref = ref.strip()
     if not ref:
         return None
@@ -204,7 +206,6 @@ def find_artifact(store: Store, ref: str, root: Optional[Path] = None) -> Option
     if found:
         return found[0]
     path = Path(ref)
-    base = root or config.find_root(".")
     on_disk = path if path.is_absolute() else Path.cwd() / path
     if on_disk.exists():
         from cmfrun.hashing import Hasher
@@ -214,8 +215,8 @@ def find_artifact(store: Store, ref: str, root: Optional[Path] = None) -> Option
             found = store.artifacts_by_uri([hasher.hash(on_disk).md5])
         finally:
             hasher.close()
-        if found:
-            return found[0]
+        return found[0] if found else None
+    base = root or config.find_root(".")
     rel = ref[2:] if ref.startswith("./") else ref
     try:
         rel = on_disk.resolve().relative_to(base.resolve()).as_posix()
