@@ -200,3 +200,40 @@ def test_cli_deployment_of_a_recorded_model(cmf_model: Any) -> None:
     res = runner.invoke(cmf, ["deployment", "register", "late", "-p", "shop", "--model", "model.pkl", *base, "--json"])
     assert res.exit_code == 0, res.output + res.stderr
     assert json.loads(res.output)["model_hash"] == model.uri
+
+
+def test_cmflib_reads_the_entities(sqlite_uri: str) -> None:
+    """CMF's own reader (cmflib 0.1.0's CmfQuery, in its own venv) sees the project as a
+    pipeline, its executions per stage, and lineage from the dataset to the serving numbers."""
+    import os
+    import subprocess
+
+    python = os.environ.get("CMFRUN_CMFLIB_PYTHON", "")
+    if not (python and Path(python).exists()):
+        if os.environ.get("CMFRUN_REQUIRE_SERVICES") == "1":
+            pytest.fail("CMFRUN_CMFLIB_PYTHON is not set: CI must run the cmflib compatibility test")
+        pytest.skip("no cmflib virtualenv (set CMFRUN_CMFLIB_PYTHON; `make test` builds one)")
+    store = connect(sqlite_uri)
+    ml = ArangoPipe(store)
+    _flow(ml)
+    reader = Path(__file__).parent / "compat" / "cmflib_reader.py"
+    proc = subprocess.run([python, str(reader), sqlite_uri, "housing"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["pipelines"] == ["housing"]
+    assert set(seen["stages"]) == {f"housing/{s}" for s in ("register", "featureset", "run", "deploy", "serve")}
+    assert [e["Execution"] for e in seen["executions"]["housing/deploy"]] == ["register_deployment prod lasso"]
+    assert len(seen["executions"]["housing/serve"]) == 2
+    dep = ml.lookup_deployment("prod")
+    dep_name = store.artifacts_by_id([dep.id])[0].name
+    rows = seen["executions_for_artifact"][dep_name]  # made by deploy, read by each serve
+    assert sorted(r["stage"] for r in rows) == ["housing/deploy", "housing/serve", "housing/serve"]
+    assert {r["pipeline"] for r in rows} == {"housing"}
+    serving = [a for a in seen["artifacts"] if a.startswith("serving_perf:")]
+    assert len(serving) == 2
+    for name in serving:
+        parents = seen["parents"][name]
+        assert dep_name in parents and any(p.startswith("lasso:") for p in parents)
+        assert any(p.startswith("cal-housing:") for p in parents), parents
+    stages = {s["name"] for s in seen["dump"]["Pipeline"][0]["stages"]}
+    assert "housing/deploy" in stages

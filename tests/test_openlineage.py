@@ -173,6 +173,8 @@ def _check_demo_events(events: List[Dict[str, Any]], uuids: Dict[str, str]) -> N
     end = prep_end["run"]["facets"]  # the outcome
     assert end["cmfrun_execution"]["command"] == "python src/prepare.py" and end["cmfrun_execution"]["exitCode"] == 0
     assert end["cmfrun_execution"]["state"] == "COMPLETE" and "errorMessage" not in end
+    running = by_run[uuids["serve"]][0]["run"]["facets"]["cmfrun_execution"]
+    assert running["state"] == "RUNNING" and "exitCode" in running
     fail = by_run[uuids["train"]][1]
     assert fail["run"]["facets"]["errorMessage"]["message"] == "exited with code 2"
     assert fail["outputs"][0]["name"] == "model.pkl"

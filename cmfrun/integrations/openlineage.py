@@ -11,7 +11,8 @@ Each execution becomes a START event and, once it ended, a COMPLETE, FAIL
 - run facets: ``processing_engine`` (cmfrun), ``executionParameters`` (the
   run's params) and ``cmfrun_git`` (repository, commits before/after, dirty
   flag) on START; ``cmfrun_execution`` (command, state, exit code, MLMD ids) on
-  both and ``errorMessage`` on FAIL; job facet ``jobType`` (BATCH, CMFRUN).
+  the end event (on START for a run still running) and ``errorMessage`` on
+  FAIL; job facet ``jobType`` (BATCH, integration CMFRUN).
 
 ``openlineage-python`` is an optional extra (``pip install 'cmfrun[openlineage]'``);
 this module imports it at module level, so import this module lazily.
@@ -233,7 +234,6 @@ class EventBuilder:
                     "processing_engine": self._engine,
                     "executionParameters": facet("executionParameters", parameters=params),
                     "cmfrun_git": facet("GitRunFacet", **git),
-                    "cmfrun_execution": facet("ExecutionRunFacet", **{**execution, "state": "RUNNING"}),
                 },
             },
             "job": job,
@@ -241,11 +241,9 @@ class EventBuilder:
             "outputs": [],
         }
         if ex.state in ("RUNNING", "NEW"):
+            start["run"]["facets"]["cmfrun_execution"] = facet("ExecutionRunFacet", **execution)
             return [start]
-        end_facets: Dict[str, Any] = {
-            "processing_engine": self._engine,
-            "cmfrun_execution": facet("ExecutionRunFacet", **execution),
-        }
+        end_facets: Dict[str, Any] = {"cmfrun_execution": facet("ExecutionRunFacet", **execution)}
         if ex.state == "FAILED":
             state = "FAIL"
             message = f"exited with code {exit_code}" if exit_code not in ("", None) else "failed"
