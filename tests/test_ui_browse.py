@@ -99,6 +99,23 @@ def test_cache_sees_a_new_execution(tmp_path: Path) -> None:
     assert page.total == 7 and page.rows[0].metrics["accuracy"] == 2.0 and page.rows[0].params["lr"] == 9
 
 
+@pytest.mark.postgres
+def test_cache_on_a_server_store_sees_writes(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """PostgreSQL has no file to stat: the cache asks for records updated since it was built."""
+    from tests.conftest import make_store_uri
+
+    uri = make_store_uri("postgresql", tmp_path, request)
+    build_store(uri, 6)
+    store = connect(uri, create=False)
+    cache = browse.BrowseCache()
+    assert browse.executions_page(store, cache, q()).total == 6
+    assert browse.executions_page(store, cache, q()).total == 6  # unchanged: served from the cache
+    _, stage = ensure_contexts(store, PIPELINE, "train")
+    ex = Execution("train", properties={"Pipeline_Type": PIPELINE, "Stage": "train", "Context_Type": stage.name}, state="FAILED")
+    store.put_lineage([ex], [], [], [int(stage.id or 0)])
+    assert browse.executions_page(store, cache, q(state="failed")).total == 1 + sum(1 for i in range(6) if i % 17 == 0)
+
+
 def test_execution_and_artifact_detail(store: Store) -> None:
     e = browse.execution_detail(store, 5)
     assert e.command.startswith("python src/") and e.git_dirty is not None and e.peak_rss_kib

@@ -378,6 +378,14 @@ def test_big_store_table_counts_sorts_and_filters(big: Tuple[UiServer, Dict[str,
     browser.get(server.url + "executions?pipeline=big&stage=train&state=COMPLETE")
     train_failed = sum(1 for i in range(facts["n"]) if i % 3 == 1 and i % 17 == 0)
     assert int(browser.find_element(By.ID, "total").text) == facts["by_stage"]["train"] - train_failed
+    # The column chooser: ticking a metric adds its column (ui.js submits the form).
+    browser.get(server.url + "executions?pipeline=big&col=param:lr")
+    assert "metric:loss" not in [th.get_attribute("data-sort") for th in browser.find_elements(By.CSS_SELECTOR, "#executions thead th")]
+    browser.find_element(By.CSS_SELECTOR, "details.columns summary").click()
+    browser.find_element(By.CSS_SELECTOR, 'input[name=col][value="metric:loss"]').click()
+    _wait(lambda: "metric%3Aloss" in browser.current_url)
+    losses = cells(browser, column_index(browser, "metric:loss"))
+    assert len(losses) == 50 and all(0 <= float(x) <= 0.5 for x in losses)
     # Paging: the last page holds the remainder.
     data = server.json("executions?pipeline=big&per_page=300&page=34")
     assert data["pages"] == 34 and len(data["rows"]) == 10_000 - 33 * 300

@@ -43,6 +43,7 @@ SORT_FIELDS = ("id", "stage", "state", "start", "duration", "exit_code")
 MAX_PER_PAGE = 500
 #: A lineage graph keeps at most this many nodes (the nearest to its root).
 MAX_NODES = 300
+MAX_DEPTH = 200
 #: Servers stamp update times with the writer's clock: look this far back for changes.
 _CLOCK_SLACK_MS = 5000
 
@@ -298,6 +299,7 @@ class _Snapshot:
         self.rows: Dict[str, List[ExecutionRow]] = {}
         self.metrics: Optional[Dict[int, Dict[str, Any]]] = None
         self.keys: Dict[Tuple[str, str], Tuple[Tuple[str, ...], Tuple[str, ...], Tuple[str, ...]]] = {}
+        self.orders: Dict[Tuple[str, str, bool], List[ExecutionRow]] = {}
         self.artifacts: Optional[List[ArtifactRow]] = None
 
 
@@ -391,6 +393,25 @@ class BrowseCache:
                     tuple(dict.fromkeys(r.stage for r in rows)),
                 )
             return snap.keys[k]
+
+    def ordered(self, store: Store, pipeline: str, sort: str, desc: bool) -> List[ExecutionRow]:
+        """A pipeline's rows sorted by ``sort`` (rows without a value last either way), kept
+        for the snapshot: paging and filtering a sorted table then costs no sort."""
+        rows = self.execution_rows(store, pipeline)
+        snap = self.snapshot(store)
+        with self._lock:
+            k = (pipeline, sort, desc)
+            if k not in snap.orders:
+                if len(snap.orders) > 64:
+                    snap.orders.clear()
+                key = _sort_key(sort)
+                keyed = [(key(r), r.id, r) for r in rows]
+                present = [x for x in keyed if x[0][0] != 2]
+                missing = [x for x in keyed if x[0][0] == 2]
+                present.sort(key=lambda x: (x[0], x[1]), reverse=desc)
+                missing.sort(key=lambda x: x[1], reverse=desc)
+                snap.orders[k] = [x[2] for x in present] + [x[2] for x in missing]
+            return snap.orders[k]
 
     def _metrics(self, store: Store, snap: _Snapshot) -> Dict[int, Dict[str, Any]]:
         """Metric values by producing execution id (all Metrics artifacts, one pass)."""
@@ -536,32 +557,13 @@ def executions_page(store: Store, cache: BrowseCache, query: ExecutionQuery) -> 
         raise errors.UsageError(f"page must be >= 1 and per_page 1..{MAX_PER_PAGE}")
     if query.state and query.state.upper() not in STATES:
         raise errors.UsageError(f"unknown execution state {query.state!r} (one of {', '.join(STATES)})")
-    rows = cache.execution_rows(store, query.pipeline)
     param_keys, metric_keys, stages = cache.keys(store, query.pipeline)
     if query.stage and query.stage not in stages:
         raise errors.NotFoundError(f"pipeline {query.pipeline!r} has no executions in stage {query.stage!r}")
-    selected: List[ExecutionRow] = []
+    ordered = cache.ordered(store, query.pipeline, query.sort, query.desc)
     state = query.state.upper() if query.state else None
-    for r in rows:
-        if query.stage and r.stage != query.stage:
-            continue
-        if state and r.state != state:
-            continue
-        if query.since_ms is not None and r.start_ms < query.since_ms:
-            continue
-        if query.until_ms is not None and r.start_ms >= query.until_ms:
-            continue
-        if query.params and any(value_text(r.params.get(k)) != v for k, v in query.params):
-            continue
-        selected.append(r)
-    key = _sort_key(query.sort)
-    keyed = [(key(r), r.id, r) for r in selected]
-    # Missing values last in both directions: sort the present ones, then append the rest.
-    present = [k for k in keyed if k[0][0] != 2]
-    missing = [k for k in keyed if k[0][0] == 2]
-    present.sort(key=lambda k: (k[0], k[1]), reverse=query.desc)
-    missing.sort(key=lambda k: k[1], reverse=query.desc)
-    ordered = [k[2] for k in present] + [k[2] for k in missing]
+    if query.stage or state or query.params or query.since_ms is not None or query.until_ms is not None:
+        ordered = [r for r in ordered if _matches(r, query, state)]
     total = len(ordered)
     pages = max(1, -(-total // query.per_page))
     if query.page > pages:
@@ -578,6 +580,18 @@ def executions_page(store: Store, cache: BrowseCache, query: ExecutionQuery) -> 
         metric_keys=tuple(metric_keys),
         stages=stages,
     )
+
+
+def _matches(r: ExecutionRow, query: ExecutionQuery, state: Optional[str]) -> bool:
+    if query.stage and r.stage != query.stage:
+        return False
+    if state and r.state != state:
+        return False
+    if query.since_ms is not None and r.start_ms < query.since_ms:
+        return False
+    if query.until_ms is not None and r.start_ms >= query.until_ms:
+        return False
+    return not any(value_text(r.params.get(k)) != v for k, v in query.params)
 
 
 def default_columns(param_keys: Sequence[str], metric_keys: Sequence[str]) -> List[str]:
@@ -815,8 +829,8 @@ def lineage_view(
     kind, rid = parse_node(node)
     if direction not in ("up", "down", "both"):
         raise errors.UsageError(f"bad direction {direction!r}: use up, down or both")
-    if not 0 <= depth <= 50:
-        raise errors.UsageError("depth must be 0..50")
+    if not 0 <= depth <= MAX_DEPTH:
+        raise errors.UsageError(f"depth must be 0..{MAX_DEPTH}")
     if kind == "artifact":
         _artifact(store, rid)
     else:
@@ -928,6 +942,8 @@ __all__ = [
     "STATES",
     "SORT_FIELDS",
     "MAX_PER_PAGE",
+    "MAX_NODES",
+    "MAX_DEPTH",
     "ExecutionRow",
     "StageSummary",
     "PipelineSummary",

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import threading
+import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from fastapi import APIRouter, Request
@@ -124,15 +125,17 @@ def create_router(open_store: Callable[[], Store], *, prefix: str = "/ui") -> AP
     def handle(request: Request, work: Callable[[Store, _Query], Tuple[str, Dict[str, Any], Any]]) -> Response:
         """Run ``work`` (-> template, context, JSON data) and turn user errors into 4xx pages."""
         query: Optional[_Query] = None
+        started = time.perf_counter()
         try:
             query = _Query(request)
             wants_json = query.as_json
             with lock:
                 store = open_store()
                 template, context, data = work(store, query)
-            if wants_json:
-                return _json(data)
-            return page(request, template, **context)
+            response = _json(data) if wants_json else page(request, template, **context)
+            # The time spent here, for browsers' dev tools and the benchmark (Server-Timing).
+            response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+            return response
         except errors.CmfrunError as exc:
             status = 404 if isinstance(exc, errors.NotFoundError) else 503 if exc.exit_code == 3 else 400
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -183,7 +186,8 @@ def create_router(open_store: Callable[[], Store], *, prefix: str = "/ui") -> AP
                 state=q.opt("state"),
                 params=tuple(params),
                 since_ms=browse.parse_time(since) if since else None,
-                until_ms=browse.parse_time(until) if until else None,
+                # A bare date as the end of a range means "to the end of that day".
+                until_ms=(browse.parse_time(until) + (86_400_000 if len(until) == 10 else 0)) if until else None,
                 sort=browse.check_sort(q.text("sort", "id") or "id"),
                 desc=q.choice("order", ("asc", "desc"), "desc") == "desc",
                 page=q.int("page", 1, 1, 10**9),
@@ -244,7 +248,7 @@ def create_router(open_store: Callable[[], Store], *, prefix: str = "/ui") -> AP
                 store,
                 node,
                 direction=q.choice("dir", ("both", "up", "down"), "both"),
-                depth=q.int("depth", 3, 0, 50),
+                depth=q.int("depth", 3, 0, browse.MAX_DEPTH),
                 path_to=q.opt("to"),
             )
             drawing = layout(view)

@@ -69,6 +69,10 @@
       apply();
     }
     svg.setAttribute("data-ready", "1");
+    // After the next two frames the graph has been painted: note when (ms since navigation).
+    window.requestAnimationFrame(function () {
+      window.requestAnimationFrame(function () { svg.setAttribute("data-drawn-ms", String(Math.round(performance.now()))); });
+    });
   }
 
   function setupFilters(form) {
