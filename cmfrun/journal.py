@@ -447,13 +447,22 @@ def spawn_merger(store: str, root: Path, extra_dirs: Optional[List[Path]] = None
     return True
 
 
-def merge_now(store: str, *, wait: bool, extra_dirs: Optional[List[Path]] = None) -> int:
-    """Open ``store`` (creating it if needed) and merge its pending journals."""
+def merge_now(
+    store: str, *, wait: bool, extra_dirs: Optional[List[Path]] = None, warnings: Optional[List[str]] = None
+) -> int:
+    """Open ``store`` (creating it if needed) and merge its pending journals. With
+    ``CMFRUN_OPENLINEAGE_URL`` set, the merged runs are sent there too; a failure to send
+    is appended to ``warnings`` (never raised)."""
     from cmfrun.store import connect
 
     st = connect(store, create=True)
     try:
-        return merge_pending(st, wait=wait, extra_dirs=extra_dirs)
+        runs: List[Tuple[str, str]] = []
+        merged = merge_pending(st, wait=wait, extra_dirs=extra_dirs, merged=runs)
+        problem = _send_openlineage(st, runs)
+        if problem and warnings is not None:
+            warnings.append(problem)
+        return merged
     finally:
         st.close()
 
@@ -485,7 +494,11 @@ def _background(store: str, root: Path, extra_dirs: List[Path], linger: float) -
                     merged = merge_pending(st, wait=True, extra_dirs=extra_dirs, merged=runs)
                     total += merged
                     if lineage_ok:
-                        lineage_ok = _emit_openlineage(st, runs)
+                        problem = _send_openlineage(st, runs)
+                        if problem:
+                            # The detached merger's stderr is <journal dir>/merge.log.
+                            sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} cmfrun: warning: {problem}\n")
+                            lineage_ok = False
                     if merged:
                         idle_until = time.monotonic() + linger
                     elif time.monotonic() >= idle_until:
@@ -504,29 +517,28 @@ def _background(store: str, root: Path, extra_dirs: List[Path], linger: float) -
 ENV_OPENLINEAGE_URL = "CMFRUN_OPENLINEAGE_URL"
 
 
-def _emit_openlineage(store: "Store", runs: List[Tuple[str, str]]) -> bool:
-    """Live OpenLineage emission, in the background merger only (never on the wrapper's
-    hot path). A failure is one warning line in merge.log and returns ``False``; the
-    runs are in the store and `cmf openlineage export --since` sends them later."""
+def _send_openlineage(store: "Store", runs: List[Tuple[str, str]]) -> Optional[str]:
+    """Live OpenLineage emission of just-merged runs, by whoever merged them (the
+    background merger, or a ``--sync`` run after its command ended: never before or
+    during the command). Returns the one warning for a failure (the runs are in the
+    store; `cmf openlineage export --since` sends them later), else ``None``."""
     url = os.environ.get(ENV_OPENLINEAGE_URL, "").strip()
     runs = [r for r in runs if r[1]]
     if not url or not runs:
-        return True
+        return None
     try:
         # The merger is an entry point of its own (a detached process): it may reach up to
         # the integration, lazily, and only when the variable asks for it.
         from cmfrun.integrations import openlineage
 
         openlineage.emit_live(store, runs, url, openlineage.api_key_from_env())
-        return True
+        return None
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-        sys.stderr.write(
-            f"{stamp} cmfrun: warning: {len(runs)} run(s) not sent to OpenLineage: {first} "
-            "(send them later: cmf openlineage export -p PIPELINE --since TIME --url URL)\n"
+        return (
+            f"{len(runs)} run(s) not sent to OpenLineage: {first} "
+            "(send them later: cmf openlineage export -p PIPELINE --since TIME --url URL)"
         )
-        return False
 
 
 def main(argv: Optional[List[str]] = None) -> int:

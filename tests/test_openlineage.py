@@ -363,3 +363,19 @@ def test_live_emission_unreachable_never_breaks_the_run(tmp_path: Path, receiver
     res = _export("-p", "live", "-f", str(tmp_path / "mlmd"), "--url", receiver.url, "--api-key", "k-123")
     assert res.exit_code == 0, res.output
     assert [e["eventType"] for e in receiver.accepted()] == ["START", "FAIL"]
+
+
+def test_sync_run_sends_after_the_command_and_warns_once(tmp_path: Path, receiver: Receiver) -> None:
+    env = {"CMFRUN_OPENLINEAGE_URL": receiver.url, "OPENLINEAGE_API_KEY": "k-123"}
+    proc = _wrapped(tmp_path, env, "--sync", "-s", "step", "--", PY, "-c", "print('hi')")
+    assert proc.returncode == 0 and proc.stdout == "hi\n" and proc.stderr == "", proc.stderr
+    # --sync merged inline, and sent inline: the events are there without waiting.
+    assert [(e["eventType"], e["job"]["name"]) for e in receiver.accepted()] == [("START", "step"), ("COMPLETE", "step")]
+    env = {"CMFRUN_OPENLINEAGE_URL": f"http://127.0.0.1:{_closed_port()}", "OPENLINEAGE_API_KEY": "k-secret"}
+    proc = _wrapped(tmp_path, env, "--sync", "-s", "step", "--", PY, "-c", "raise SystemExit(5)")
+    assert proc.returncode == 5
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cmfrun: warning: 1 run(s) not sent to OpenLineage: cannot reach"), proc.stderr
+    assert "k-secret" not in proc.stderr
+    store = connect(str(tmp_path / "mlmd"), create=False)
+    assert sorted(e.state for e in store.executions()) == ["COMPLETE", "FAILED"]

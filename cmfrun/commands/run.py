@@ -368,7 +368,7 @@ def run_wrapped(argv: Sequence[str], options: RunOptions = RunOptions()) -> RunO
         store = rec.settings.store
         if sync or wrapping_dvc:
             try:
-                journal.merge_now(store, wait=True, extra_dirs=rec.extra_dirs)
+                journal.merge_now(store, wait=True, extra_dirs=rec.extra_dirs, warnings=rec.warnings)
                 recorded = True
             except Exception as exc:
                 where = f"run kept in journal {rec.path}" if rec.path else "stage journals kept"

@@ -59,8 +59,10 @@ ENV_API_KEY = "OPENLINEAGE_API_KEY"
 PRODUCER = f"urn:cmfrun:{__version__}"
 #: ``_schemaURL`` of cmfrun's own facets (no public schema document; a stable URN).
 FACET_SCHEMA = "urn:cmfrun:facets:{name}:1-0-0"
-#: HTTP retries: an unreachable endpoint must cost seconds, not minutes (export catches up later).
-HTTP_RETRY = {"total": 1, "connect": 1, "read": 1, "status": 1, "backoff_factor": 0.2,
+#: HTTP retries: an unreachable endpoint must cost seconds, not minutes (export catches up
+#: later), and urllib3 logs a warning on stderr for every retry after a connection error:
+#: retry only a 5xx answer, once.
+HTTP_RETRY = {"total": 1, "connect": 0, "read": 0, "status": 1, "backoff_factor": 0.2,
               "status_forcelist": [500, 502, 503, 504], "allowed_methods": ["POST"]}
 _NS = _uuid.UUID("8d3b3f0e-6c77-4c1e-9a55-53f1a3a0e0b2")
 
