@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -191,6 +192,19 @@ class _Server:
         self.proc.wait(10)
 
 
+def _write_one(path: Path, k: int) -> None:
+    """One more train execution with a Metrics output, written as another process would."""
+    store = connect(path)
+    _, stage = ensure_contexts(store, PIPELINE, "train")
+    ex = Execution("train", name=f"late-{k}", properties={"Pipeline_Type": PIPELINE, "Stage": "train", "Context_Type": stage.name,
+                                                          "Execution": "python src/train.py --late"},
+                   custom={"lr": 0.5, "n_estimators": 99}, state="COMPLETE")
+    md5 = f"{k + 9_000_000:032x}"
+    metrics = Artifact(schema.METRICS, f"metrics/late{k}.json:{md5}:late", md5, {"metrics_name": "late"}, {"accuracy": 0.99})
+    store.put_lineage([ex], [metrics], [(0, 0, "OUTPUT", None)], [int(stage.id or 0)])
+    store.close()
+
+
 def _median_ms(fn: Callable[[], Any], repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -249,7 +263,10 @@ def main(quick: bool = False) -> str:
     base_show = statistics.median(_median_ms(lambda: inspect.show(store, f"execution:{i}"), 1) for i in ids)
     store.close()
 
-    server = _Server(path)
+    # The server gets a copy: the benchmark writes into it (the cached store stays as built).
+    work = Path(tempfile.mkdtemp(prefix="cmfrun-bench-ui-")) / "mlmd"
+    shutil.copyfile(path, work)
+    server = _Server(work)
     try:
         cold_server, cold_trip = server.get(f"executions?pipeline={PIPELINE}&sort=metric:accuracy")
         warm = [server.get(f"executions?pipeline={PIPELINE}&sort=metric:accuracy") for _ in range(repeat)]
@@ -259,6 +276,10 @@ def main(quick: bool = False) -> str:
         varied = [server.get(f"executions?pipeline={PIPELINE}&sort={sorts[k % len(sorts)]}&page={1 + k % 5}") for k in range(repeat)]
         filtered = [server.get(f"executions?pipeline={PIPELINE}&state=FAILED&stage=train&sort=metric:accuracy") for _ in range(repeat)]
         one = [server.get(f"executions/{i}") for i in ids]
+        after_write = []
+        for k in range(5):
+            _write_one(work, k)
+            after_write.append(server.get(f"executions?pipeline={PIPELINE}&sort=metric:accuracy"))
     finally:
         server.stop()
 
@@ -307,8 +328,10 @@ def main(quick: bool = False) -> str:
         f"| same, a sort order not asked for since the last write (sorts all {n:,} rows) | {med(first_sorts, 0):.1f} ms | | | |",
         f"| same, six sort orders and five pages in turn | {med(varied, 0):.1f} ms | | | |",
         f"| same, filtered (stage + state) | {med(filtered, 0):.1f} ms | | | |",
-        f"| executions page, first request after start or after any write (builds the cache) | {cold_server:.0f} ms (round trip {cold_trip:.0f} ms) "
+        f"| executions page, first request after the server started (reads the pipeline whole) | {cold_server:.0f} ms (round trip {cold_trip:.0f} ms) "
         f"| in-process, fresh cache: {fresh_page:.0f} ms | | (none) |",
+        f"| executions page, first request after another process wrote one execution (patched in, then sorted) | {med(after_write, 0):.0f} ms "
+        f"| the first request after start: {cold_server:.0f} ms | {med(after_write, 0) / cold_server:.3f}x | (none) |",
         f"| one execution's page (server time) | {one_s:.1f} ms (round trip {med(one, 1):.1f} ms) | `inspect.show` of it: {base_show:.1f} ms "
         f"| {one_s / base_show:.1f}x | <= 50 ms: {'met' if one_s <= 50 else 'NOT met'} |",
         f"| lineage page of a 201-node chain: server time (walk + grandalf layout + SVG) | {statistics.median(layout_server):.0f} ms | | | |",

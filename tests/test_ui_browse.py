@@ -97,6 +97,19 @@ def test_cache_sees_a_new_execution(tmp_path: Path) -> None:
     store.put_lineage([ex], [metrics], [(0, 0, "OUTPUT", None)], [int(stage.id or 0)])
     page = browse.executions_page(store, cache, q(sort="metric:accuracy"))
     assert page.total == 7 and page.rows[0].metrics["accuracy"] == 2.0 and page.rows[0].params["lr"] == 9
+    assert (cache.rebuilds, cache.patches) == (1, 1)  # patched, not read again whole
+    # Metrics logged later for an execution written earlier (a later transaction).
+    [old] = [r for r in page.rows if r.id == 3]
+    later = Artifact("Metrics", "m-late:def:y", "def", {"metrics_name": "m-late"}, {"accuracy": 3.0, "extra": 1})
+    store.put_lineage([], [later], [], [int(stage.id or 0)])
+    [later_id] = [a.id for a in store.artifacts_by_uri(["def"])]
+    store.put_events([(3, int(later_id or 0), "OUTPUT", None)])
+    page = browse.executions_page(store, cache, q(sort="metric:accuracy"))
+    assert page.rows[0].id == 3 and page.rows[0].metrics["extra"] == 1 and old.metrics["accuracy"] != 3.0
+    assert "extra" in page.metric_keys and cache.rebuilds == 1
+    # A new pipeline shows on the overview.
+    ensure_contexts(store, "second", "s")
+    assert [p.name for p in browse.pipelines(store, cache)] == [PIPELINE, "second"]
 
 
 @pytest.mark.postgres

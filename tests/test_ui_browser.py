@@ -262,6 +262,29 @@ def test_cmf_ui_refuses_a_missing_store(tmp_path: Path) -> None:
     assert not (tmp_path / "nope").exists()
 
 
+def test_runs_recorded_while_the_ui_is_up_show_without_a_restart(tmp_path: Path) -> None:
+    """`cmfrun --` in another process: its journal is merged (by its merger or the UI's
+    per-request merge) and the UI's cache notices the store changed."""
+    from cmfrun.recorder import ensure_contexts
+
+    store_path = tmp_path / "mlmd"
+    store = connect(store_path)
+    ensure_contexts(store, "live", "first")
+    store.close()
+    server = UiServer(store_path, tmp_path / "server.log")
+    try:
+        assert [p["executions"] for p in server.json("")["pipelines"]] == [0]
+        env = dict(os.environ, PATH=str(BIN) + os.pathsep + os.environ.get("PATH", ""))
+        for _ in range(2):
+            subprocess.run([str(BIN / "cmfrun"), "-f", str(store_path), "-p", "live", "-s", "step", "--", "true"],
+                           cwd=tmp_path, env=env, check=True, capture_output=True)
+        _wait(lambda: server.json("")["pipelines"][0]["executions"] == 2, timeout=60)
+        page = server.json("executions?pipeline=live&stage=step")
+        assert page["total"] == 2 and {r["command"] for r in page["rows"]} == {"true"}
+    finally:
+        server.stop()
+
+
 # -- the example pipeline: in the browser ------------------------------------------------------
 def test_example_every_page_loads_without_console_errors(example_server: UiServer, browser: Any, shots: Path) -> None:
     from selenium.webdriver.common.by import By

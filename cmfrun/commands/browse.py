@@ -25,7 +25,7 @@ import datetime
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from cmfrun import errors, lineage, schema
 from cmfrun.commands import inspect
@@ -44,6 +44,8 @@ MAX_PER_PAGE = 500
 #: A lineage graph keeps at most this many nodes (the nearest to its root).
 MAX_NODES = 300
 MAX_DEPTH = 200
+#: After this many records changed since a snapshot began, start a new one (keeps the change queries small).
+REBUILD_AFTER = 2000
 #: Servers stamp update times with the writer's clock: look this far back for changes.
 _CLOCK_SLACK_MS = 5000
 
@@ -291,10 +293,12 @@ class LineageView:
 
 # -- the cache -------------------------------------------------------------------------------
 class _Snapshot:
-    """Rows built from one state of the store (lazily, per pipeline)."""
+    """Rows of the store as of the last check, built lazily per pipeline and patched
+    with the records written since (``since_ms``: when it began, minus clock slack)."""
 
-    def __init__(self, token: Any) -> None:
-        self.token = token
+    def __init__(self, since_ms: int) -> None:
+        self.since_ms = since_ms
+        self.seen: FrozenSet[Tuple[str, int, int]] = frozenset()
         self.pipelines: Optional[List[str]] = None
         self.rows: Dict[str, List[ExecutionRow]] = {}
         self.metrics: Optional[Dict[int, Dict[str, Any]]] = None
@@ -304,52 +308,123 @@ class _Snapshot:
 
 
 class BrowseCache:
-    """Flattened execution and artifact rows of one store, rebuilt when the store changes.
+    """Flattened execution and artifact rows of one store, kept up to date with its writes.
 
-    Thread-safe; one instance serves every request of a UI. Pass the store it was
-    made for (a different store location starts afresh).
+    Before each use it checks whether the store changed: for a SQLite file one ``stat``
+    (size and mtime of the file and its ``-wal``); for a server, or after the file
+    changed, two MLMD filter queries for executions and artifacts updated since the
+    snapshot began. Those records are patched into the rows (new executions, metrics
+    logged later, artifacts); after :data:`REBUILD_AFTER` changed records it starts
+    afresh so the queries stay small. Thread-safe; one instance serves every request of
+    a UI (a different store location starts afresh).
     """
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._location = ""
         self._snap: Optional[_Snapshot] = None
-        self._seen: Dict[str, Set[Tuple[int, int]]] = {}
-        self._since_ms = 0
+        self._stat: Any = None
+        #: How many times the rows were patched and rebuilt (tests and benchmarks read them).
+        self.patches = 0
+        self.rebuilds = 0
 
     def snapshot(self, store: Store) -> _Snapshot:
-        """The current snapshot, replaced by an empty one if the store changed."""
+        """The current snapshot, patched with (or rebuilt after) what changed in the store."""
         with self._lock:
             location = str(store.location)
             if location != self._location or self._snap is None:
                 self._location = location
-                self._snap = _Snapshot(self._token(store, fresh=True))
+                self._stat = self._file_stat(store)
+                self._snap = self._fresh(store)
                 return self._snap
-            token = self._token(store, fresh=False)
-            if token != self._snap.token:
-                self._snap = _Snapshot(self._token(store, fresh=True))
+            stat = self._file_stat(store)
+            if stat is not None and stat == self._stat:
+                return self._snap
+            self._stat = stat
+            self._refresh(store, self._snap)
             return self._snap
 
-    def _token(self, store: Store, *, fresh: bool) -> Any:
+    @staticmethod
+    def _file_stat(store: Store) -> Any:
+        """Size and mtime of a SQLite store and its write-ahead log (``None`` for servers):
+        every committed write changes one of them."""
         path = store.location.path
-        if store.location.backend == "sqlite" and path is not None:
-            # Every committed write changes the file (or its write-ahead log).
-            parts = []
-            for p in (str(path), f"{path}-wal"):
-                try:
-                    st = os.stat(p)
-                    parts.append((st.st_mtime_ns, st.st_size))
-                except OSError:
-                    parts.append((0, 0))
-            return tuple(parts)
-        # A server: records updated since the snapshot began (minus clock slack) are few.
-        if fresh:
-            self._since_ms = int(datetime.datetime.now().timestamp() * 1000) - _CLOCK_SLACK_MS
-        since = self._since_ms
-        return (
-            frozenset((int(e.id or 0), e.update_ms) for e in store.executions(f"last_update_time_since_epoch >= {since}")),
-            frozenset((int(a.id or 0), a.update_ms) for a in store.artifacts(f"last_update_time_since_epoch >= {since}")),
-        )
+        if store.location.backend != "sqlite" or path is None:
+            return None
+        parts = []
+        for p in (str(path), f"{path}-wal"):
+            try:
+                st = os.stat(p)
+                parts.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                parts.append((0, 0))
+        return tuple(parts)
+
+    def _fresh(self, store: Store) -> _Snapshot:
+        # MLMD stamps update times with the writer's clock: look back a little further.
+        snap = _Snapshot(int(datetime.datetime.now().timestamp() * 1000) - _CLOCK_SLACK_MS)
+        execs, arts = self._changed(store, snap.since_ms)
+        snap.seen = _signature(execs, arts)
+        self.rebuilds += 1
+        return snap
+
+    @staticmethod
+    def _changed(store: Store, since_ms: int) -> Tuple[List[Execution], List[Artifact]]:
+        where = f"last_update_time_since_epoch >= {int(since_ms)}"
+        return store.executions(where), store.artifacts(where)
+
+    def _refresh(self, store: Store, snap: _Snapshot) -> None:
+        execs, arts = self._changed(store, snap.since_ms)
+        signature = _signature(execs, arts)
+        snap.pipelines = None  # a new pipeline context changes no execution or artifact
+        if signature == snap.seen:
+            return
+        if len(execs) + len(arts) > REBUILD_AFTER:
+            self._snap = self._fresh(store)
+            return
+        new_execs = [e for e in execs if ("e", int(e.id or 0), e.update_ms) not in snap.seen]
+        new_arts = [a for a in arts if ("a", int(a.id or 0), a.update_ms) not in snap.seen]
+        snap.seen = signature
+        self.patches += 1
+        snap.keys.clear()
+        snap.orders.clear()
+        if snap.artifacts is not None and new_arts:
+            by_id = {r.id: r for r in snap.artifacts}
+            by_id.update((int(a.id or 0), _artifact_row(a)) for a in new_arts if _listed(a))
+            snap.artifacts = [by_id[k] for k in sorted(by_id)]
+        if snap.metrics is None:
+            return  # no rows built yet: they will be read whole, as they are now
+        touched: Dict[int, Optional[Execution]] = {int(e.id or 0): e for e in new_execs}
+        if touched:
+            # Metrics of new or updated executions: their Metrics outputs, read whole.
+            events = [ev for ev in store.events_by_execution(sorted(touched)) if ev.kind == OUTPUT]
+            outs = {int(a.id or 0): a for a in store.artifacts_by_id(sorted({ev.artifact_id for ev in events}))}
+            for eid in touched:
+                snap.metrics.pop(eid, None)
+            for ev in events:
+                a = outs.get(ev.artifact_id)
+                if a is not None and a.type == schema.METRICS:
+                    snap.metrics.setdefault(ev.execution_id, {}).update(_metric_values(a))
+        new_metrics = {int(a.id or 0): a for a in new_arts if a.type == schema.METRICS}
+        if new_metrics:
+            # Metrics logged for an execution written earlier.
+            for ev in store.events_by_artifact(sorted(new_metrics)):
+                if ev.kind == OUTPUT:
+                    snap.metrics.setdefault(ev.execution_id, {}).update(_metric_values(new_metrics[ev.artifact_id]))
+                    touched.setdefault(ev.execution_id, None)
+            missing = [eid for eid, known in touched.items() if known is None]
+            for ex in store.executions_by_id(missing):
+                touched[int(ex.id or 0)] = ex
+        by_pipeline: Dict[str, List[ExecutionRow]] = {}
+        for eid, maybe in touched.items():
+            if maybe is not None:
+                row = _row(maybe, snap.metrics.get(eid, {}))
+                by_pipeline.setdefault(row.pipeline, []).append(row)
+        for pipeline, rows in by_pipeline.items():
+            if pipeline in snap.rows:
+                merged = {r.id: r for r in snap.rows[pipeline]}
+                merged.update((r.id, r) for r in rows)
+                snap.rows[pipeline] = [merged[k] for k in sorted(merged)]
 
     # -- rows ------------------------------------------------------------------------------
     def pipelines(self, store: Store) -> List[str]:
@@ -430,7 +505,7 @@ class BrowseCache:
         with self._lock:
             if snap.artifacts is None:
                 snap.artifacts = sorted(
-                    (_artifact_row(a) for a in store.artifacts() if a.type != schema.LABEL or a.name),
+                    (_artifact_row(a) for a in store.artifacts() if _listed(a)),
                     key=lambda r: r.id,
                 )
             return snap.artifacts
@@ -440,6 +515,14 @@ class BrowseCache:
 def _quote(text: str) -> str:
     """A string literal for an MLMD filter query."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def _signature(execs: Sequence[Execution], arts: Sequence[Artifact]) -> FrozenSet[Tuple[str, int, int]]:
+    return frozenset([("e", int(e.id or 0), e.update_ms) for e in execs] + [("a", int(a.id or 0), a.update_ms) for a in arts])
+
+
+def _listed(art: Artifact) -> bool:
+    return art.type != schema.LABEL or bool(art.name)
 
 
 def _num(value: Any) -> Optional[float]:
