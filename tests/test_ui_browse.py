@@ -139,6 +139,11 @@ def test_execution_and_artifact_detail(store: Store) -> None:
     assert a.model_card.metrics["accuracy"] == e.metrics["accuracy"]
     assert [d.path for d in a.model_card.training_data] == [e.inputs[0].path]
     assert [p.id for p in a.producers] == [5]
+    rows = browse.executions_page(store, browse.BrowseCache(), q(per_page=500)).rows
+    same_stage = sorted(r.id for r in rows if r.stage == e.stage and r.id < 50)
+    assert len(same_stage) >= 2
+    assert browse.execution_detail(store, same_stage[-1]).previous_id == same_stage[-2]
+    assert browse.execution_detail(store, min(r.id for r in rows if r.stage == e.stage)).previous_id is None
     with pytest.raises(errors.NotFoundError):
         browse.execution_detail(store, 10**9)
 

@@ -365,7 +365,12 @@ def test_example_compare_marks_the_changed_param(example_server: UiServer, brows
 
     ex = example_server.json("executions?pipeline=get-started&stage=train")
     a, b = sorted(r["id"] for r in ex["rows"])
-    visit(browser, example_server.url + f"compare?id={a}&id={b}", shots, "compare-example")
+    # From the second run's page, its link to the previous run of the stage.
+    browser.get(example_server.url + f"executions/{b}")
+    browser.find_element(By.ID, "compare-previous").click()
+    _wait(lambda: "/ui/compare?" in browser.current_url)
+    assert browser.current_url.endswith(f"compare?id={a}&id={b}")
+    visit(browser, browser.current_url, shots, "compare-example")
     rows = {tr.get_attribute("data-field"): tr for tr in browser.find_elements(By.CSS_SELECTOR, "#compare tbody tr")}
     changed = rows["param train.n_estimators"]
     assert "differs" in changed.get_attribute("class").split()

@@ -195,6 +195,7 @@ class ExecutionDetail:
     properties: Mapping[str, Any]
     create_ms: int
     update_ms: int
+    previous_id: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -742,7 +743,20 @@ def execution_detail(store: Store, execution_id: int) -> ExecutionDetail:
         properties=dict(sorted(p.items())),
         create_ms=ex.create_ms,
         update_ms=ex.update_ms,
+        previous_id=_previous_in_stage(store, ex, pipeline, stage),
     )
+
+
+def _previous_in_stage(store: Store, ex: Execution, pipeline: str, stage: str) -> Optional[int]:
+    """The id of the run of the same stage just before this one (one indexed query)."""
+    if not pipeline or not stage:
+        return None
+    query = (
+        f"contexts_a.type = {_quote(schema.STAGE_CONTEXT)} AND "
+        f"contexts_a.name = {_quote(schema.stage_context_name(pipeline, stage))} AND id < {int(ex.id or 0)}"
+    )
+    found = store.newest_executions(query, 1)
+    return int(found[0].id or 0) if found else None
 
 
 # -- artifacts -------------------------------------------------------------------------------
