@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-AREAS = ["api", "wrapper", "ingest", "query", "openlineage", "ui"]
+AREAS = ["api", "wrapper", "ingest", "query", "openlineage", "ui", "graph"]
 
 
 def machine() -> str:

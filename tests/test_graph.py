@@ -316,6 +316,28 @@ def test_unreachable_graph_warns_once_and_loses_nothing(project: Project, graph_
     assert res.exit_code == 3 and "cannot reach FalkorDB" in res.output and len(res.output.strip().splitlines()) == 1
 
 
+def test_graph_going_away_mid_run_is_one_warning(project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    server = FalkorServer(tmp_path / "brief")
+    project.git_init()
+    monkeypatch.setenv("NEO4J_URI", server.uri("g"))
+    (project.root / "a.csv").write_text("a\n")
+    (project.root / "b.csv").write_text("b\n")
+    store_path = str(project.root / "mlmd")
+    cmf = Cmf(filepath=store_path, pipeline_name="p", root=project.root, graph=True)
+    cmf.create_context("s")
+    ex = cmf.create_execution("S")
+    server.stop()  # the database dies while the run goes on
+    with caplog.at_level(logging.WARNING):
+        cmf.log_dataset(project.root / "a.csv", "input")
+        cmf.log_dataset(project.root / "b.csv", "output")
+        cmf.finalize()
+    assert len([r for r in caplog.records if "graph database not updated" in r.getMessage()]) == 1
+    events = connect(store_path).events_by_execution([int(ex.id or 0)])
+    assert sorted(e.kind for e in events) == ["INPUT", "INPUT", "OUTPUT"]  # environment, a.csv; b.csv
+    assert connect(store_path).executions_by_id([int(ex.id or 0)])[0].state == "COMPLETE"
+
+
 def test_wrong_credentials_exit_3_without_the_secret(project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     server = FalkorServer(tmp_path / "locked", password="right-horse-battery")
     try:

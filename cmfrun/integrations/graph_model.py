@@ -288,9 +288,9 @@ class StoreRead:
 def read_store(store: Store, *, pipeline: Optional[str] = None, since_ms: Optional[int] = None) -> StoreRead:
     """The graph of ``store`` (one pipeline's part with ``pipeline``).
 
-    With ``since_ms`` only what changed at or after that time: executions and artifacts
-    updated since, and events made since (with their executions and artifacts). MERGE
-    makes sending more than changed harmless; this only keeps a re-sync cheap.
+    With ``since_ms`` only what changed at or after that time: executions updated since
+    (with all their events and artifacts) and artifacts updated since. MERGE makes sending
+    more than changed harmless; this only keeps a re-sync cheap.
     """
     scope = _scope(store, pipeline)
     model = GraphModel()
@@ -301,33 +301,32 @@ def read_store(store: Store, *, pipeline: Optional[str] = None, since_ms: Option
         model.add_node(stage_node(st, pipe))
         model.add_rel(Rel(CONTAINS, (PIPELINE, (pipe.name,)), (STAGE, (st.name,))))
 
-    all_execs = store.executions()
+    # Incremental: MLMD stamps an execution's last update whenever it is written, and every
+    # writer adds events together with their execution (put_execution, put_lineage), so the
+    # executions updated since hold every new event. Events added alone (MLMD's put_events,
+    # which cmfrun never calls) show only with a full sync.
+    since_filter = f"last_update_time_since_epoch >= {int(since_ms)}" if since_ms is not None else ""
+    all_execs = store.executions(since_filter)
     stage_of: Dict[int, int] = {}
     for ex in all_execs:
         found = _stage_of(store, ex, scope) if scope.stages else None
         if found is not None:
             stage_of[int(ex.id or 0)] = found
     execs = {int(e.id or 0): e for e in all_execs if int(e.id or 0) in stage_of}
-    events = store.events_by_execution(list(execs))
+    wanted_execs: Set[int] = set(execs)
+    events = store.events_by_execution(sorted(execs))
+    wanted_events = events
 
-    if since_ms is None:
-        wanted_execs: Set[int] = set(execs)
-        wanted_events = events
-    else:
-        fresh = [ev for ev in events if ev.ms >= since_ms]
-        wanted_execs = {eid for eid, e in execs.items() if e.update_ms >= since_ms} | {ev.execution_id for ev in fresh}
-        wanted_events = [ev for ev in events if ev.execution_id in wanted_execs]
-
-    art_ids = {ev.artifact_id for ev in wanted_events}
+    art_ids = {ev.artifact_id for ev in events}
     if since_ms is None and pipeline is None:
         arts = {int(a.id or 0): a for a in store.artifacts()}  # orphans too: the whole store
     else:
         arts = {int(a.id or 0): a for a in store.artifacts_by_id(sorted(art_ids))}
         if since_ms is not None:
-            in_scope = {ev.artifact_id for ev in events} if pipeline is not None else None
-            for a in store.artifacts(f"last_update_time_since_epoch >= {int(since_ms)}"):
-                if in_scope is None or int(a.id or 0) in in_scope:
-                    arts[int(a.id or 0)] = a
+            changed = {int(a.id or 0): a for a in store.artifacts(since_filter) if int(a.id or 0) not in arts}
+            if pipeline is not None and changed:
+                changed = _in_scope(store, changed, scope)
+            arts.update(changed)
 
     exec_refs: Dict[int, NodeRef] = {}
     for eid in sorted(wanted_execs):
@@ -351,6 +350,15 @@ def read_store(store: Store, *, pipeline: Optional[str] = None, since_ms: Option
     return StoreRead(model, len(wanted_execs), len(arts))
 
 
+def _in_scope(store: Store, arts: Mapping[int, Artifact], scope: _Scope) -> Dict[int, Artifact]:
+    """The artifacts of ``arts`` that an execution of the scope's pipelines used or made."""
+    events = store.events_by_artifact(sorted(arts))
+    execs = store.executions_by_id(sorted({ev.execution_id for ev in events}))
+    inside = {int(e.id or 0) for e in execs if _stage_of(store, e, scope) is not None}
+    keep = {ev.artifact_id for ev in events if ev.execution_id in inside}
+    return {aid: a for aid, a in arts.items() if aid in keep}
+
+
 def _add_links(
     store: Store,
     model: GraphModel,
@@ -361,7 +369,8 @@ def _add_links(
     full: bool,
     all_events: Sequence[Event],
 ) -> None:
-    """``linked`` relationships: producer execution -> consumer execution, per artifact."""
+    """``linked`` relationships, producer execution -> consumer execution per artifact, for
+    the pairs with at least one side in ``execs`` (the others are in the graph already)."""
     touched = sorted({ev.artifact_id for ev in events})
     # Producers or consumers may sit outside the synced part: ask the store about these artifacts.
     by_art: Iterable[Event] = all_events if full else store.events_by_artifact(touched)
@@ -370,25 +379,29 @@ def _add_links(
     for ev in by_art:
         side = consumers if (ev.kind == INPUT or ev.kind.endswith("_INPUT")) else producers
         side.setdefault(ev.artifact_id, set()).add(ev.execution_id)
-    missing = {e for aid in touched for e in producers.get(aid, set()) | consumers.get(aid, set())} - set(execs)
+    pairs = [
+        (aid, p, c)
+        for aid in touched
+        for p in sorted(producers.get(aid, ()))
+        for c in sorted(consumers.get(aid, ()))
+        if p != c and (p in execs or c in execs)
+    ]
+    if not pairs:
+        return
+    # Only executions that are one end of a pair are fetched: an artifact every run reads
+    # (the Python environment) and none produced costs nothing here.
+    missing = {e for _, p, c in pairs for e in (p, c)} - set(execs)
     others = {int(e.id or 0): e for e in store.executions_by_id(sorted(missing))} if missing else {}
     art_by_id = dict(arts)
-    if any(aid not in art_by_id for aid in touched):
-        art_by_id.update({int(a.id or 0): a for a in store.artifacts_by_id([a for a in touched if a not in art_by_id])})
-
-    def ref(eid: int) -> Optional[NodeRef]:
-        ex = execs.get(eid) or others.get(eid)
-        return (EXECUTION, (execution_key(ex),)) if ex is not None else None
-
-    for aid in touched:
+    lacking = sorted({aid for aid, _, _ in pairs} - set(art_by_id))
+    if lacking:
+        art_by_id.update({int(a.id or 0): a for a in store.artifacts_by_id(lacking)})
+    for aid, p, c in pairs:
         art = art_by_id.get(aid)
-        if art is None:
-            continue
-        for p in sorted(producers.get(aid, ())):
-            for c in sorted(consumers.get(aid, ())):
-                pr, cr = ref(p), ref(c)
-                if p != c and pr is not None and cr is not None:
-                    model.add_rel(Rel(LINKED, pr, cr, {"uri": art.uri, "Artifact_Name": art.name}))
+        pe, ce = execs.get(p) or others.get(p), execs.get(c) or others.get(c)
+        if art is not None and pe is not None and ce is not None:
+            ref_p, ref_c = (EXECUTION, (execution_key(pe),)), (EXECUTION, (execution_key(ce),))
+            model.add_rel(Rel(LINKED, ref_p, ref_c, {"uri": art.uri, "Artifact_Name": art.name}))
 
 
 def _add_artifact_rels(model: GraphModel, art: Artifact) -> None:
