@@ -109,13 +109,23 @@ def cached_store(n_exec: int) -> Path:
     return path
 
 
-def median_s(fn: Callable[[], object], repeat: int) -> float:
-    times = []
+def median_s(fn: Callable[[], object], repeat: int) -> Tuple[float, float]:
+    """Median wall seconds and median CPU seconds (this process and its children): on a
+    shared machine the wall time includes waiting for a core, the CPU time does not."""
+    import resource
+
+    def cpu() -> float:
+        own = time.process_time()
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own + kids.ru_utime + kids.ru_stime
+
+    walls, cpus = [], []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), cpu()
         fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - t)
+        cpus.append(cpu() - c)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def main(quick: bool = False) -> str:
@@ -131,12 +141,13 @@ def main(quick: bool = False) -> str:
     lines = out.read_text().splitlines()
     assert len(lines) == 2 * n_exec and json.loads(lines[-1])["eventType"] in ("COMPLETE", "FAIL")
 
-    export = median_s(lambda: export_openlineage(store, PIPELINE, file=str(out)), repeat)
+    load_before = os.getloadavg()[0]
+    export, export_cpu = median_s(lambda: export_openlineage(store, PIPELINE, file=str(out)), repeat)
 
     def build_only() -> int:
         return sum(len(evs) for _, evs in ol.build_events(store, PIPELINE))
 
-    building = median_s(build_only, repeat)
+    building, building_cpu = median_s(build_only, repeat)
     dicts: List[Dict[str, Any]] = list(ol.event_dicts(ol.build_events(store, PIPELINE)))
 
     def baseline() -> None:
@@ -144,10 +155,10 @@ def main(quick: bool = False) -> str:
             for d in dicts:
                 fh.write(json.dumps(d, sort_keys=True) + "\n")
 
-    plain = median_s(baseline, repeat)
+    plain, plain_cpu = median_s(baseline, repeat)
     exe = str(Path(sys.executable).parent / "cmf")
     cmd = [exe] if os.path.exists(exe) else [sys.executable, "-m", "cmfrun.cli"]
-    cli = median_s(
+    cli, cli_cpu = median_s(
         lambda: subprocess.run(
             [*cmd, "openlineage", "export", "-p", PIPELINE, "-f", str(path), "-o", str(tmp / "cli.jsonl")],
             check=True,
@@ -157,24 +168,32 @@ def main(quick: bool = False) -> str:
     )
     size_mb = out.stat().st_size / 1e6
     load = os.getloadavg()[0]
-    goal = "met" if export <= 10.0 else "NOT met"
+    n_ev = 2 * n_exec
+
+    def verdict(seconds: float) -> str:
+        return "met" if seconds <= 10.0 else "NOT met"
+
     rows = [
         "## OpenLineage export (issue 13)",
         "",
         f"Store: {n_exec:,} executions of one pipeline ({STAGES} stages; 2 inputs, 1 output, 3 params each; "
-        f"1 in 50 failed), SQLite, cached in /tmp. {2 * n_exec:,} RunEvents, {size_mb:.1f} MB of JSON lines. "
-        f"Medians of {repeat} runs (whole command: {max(1, repeat - 2)}). Load average (1 min) {load:.1f} on {os.cpu_count()} cores.",
+        f"1 in 50 failed), SQLite, cached in /tmp. {n_ev:,} RunEvents, {size_mb:.1f} MB of JSON lines. "
+        f"Medians of {repeat} runs (whole command: {max(1, repeat - 2)}). Load average (1 min) {load_before:.1f} "
+        f"before, {load:.1f} after, on {os.cpu_count()} cores: wall times include waiting for a core, CPU times do not.",
         "",
-        "| measure | seconds | per event | ratio | goal |",
-        "|---|---:|---:|---:|---|",
+        "| measure | wall s | CPU s | CPU per event | CPU vs baseline | goal (wall) |",
+        "|---|---:|---:|---:|---:|---|",
         f"| `export_openlineage(..., file=)`: read, build, emit through the client's file transport | {export:.2f} | "
-        f"{export / (2 * n_exec) * 1e6:.0f} us | {export / plain:.1f}x baseline | <= 10 s: {goal} |",
-        f"| reading the records and building the events (no emission) | {building:.2f} | "
-        f"{building / (2 * n_exec) * 1e6:.0f} us | {building / plain:.1f}x baseline | |",
+        f"{export_cpu:.2f} | {export_cpu / n_ev * 1e6:.0f} us | {export_cpu / plain_cpu:.1f}x | <= 10 s: {verdict(export)} |",
+        f"| of which reading the records and building the events | {building:.2f} | {building_cpu:.2f} | "
+        f"{building_cpu / n_ev * 1e6:.0f} us | {building_cpu / plain_cpu:.1f}x | |",
         f"| baseline: the same event dicts, `json.dumps` per line to a file, plain loop | {plain:.2f} | "
-        f"{plain / (2 * n_exec) * 1e6:.0f} us | 1.0x | |",
-        f"| whole command `cmf openlineage export -p bench -o FILE` (new process) | {cli:.2f} | | | <= 10 s: "
-        f"{'met' if cli <= 10.0 else 'NOT met'} |",
+        f"{plain_cpu:.2f} | {plain_cpu / n_ev * 1e6:.0f} us | 1.0x | |",
+        f"| whole command `cmf openlineage export -p bench -o FILE` (new process) | {cli:.2f} | {cli_cpu:.2f} | | | "
+        f"<= 10 s: {verdict(cli)} |",
+        "",
+        "The emission part (export minus building) is the openlineage-python client's own cost: its `Serde` "
+        "walks every event to drop nulls before `json.dumps`, and the file transport opens the file per event.",
     ]
     store.close()
     return "\n".join(rows)
