@@ -328,7 +328,7 @@ def main(quick: bool = False) -> str:
         f"| same, a sort order not asked for since the last write (sorts all {n:,} rows) | {med(first_sorts, 0):.1f} ms | | | |",
         f"| same, six sort orders and five pages in turn | {med(varied, 0):.1f} ms | | | |",
         f"| same, filtered (stage + state) | {med(filtered, 0):.1f} ms | | | |",
-        f"| executions page, first request after the server started (reads the pipeline whole) | {cold_server:.0f} ms (round trip {cold_trip:.0f} ms) "
+        f"| executions page, first request right after the server started (reads the pipeline whole, or waits for the warm-up doing it) | {cold_server:.0f} ms (round trip {cold_trip:.0f} ms) "
         f"| in-process, fresh cache: {fresh_page:.0f} ms | | (none) |",
         f"| executions page, first request after another process wrote one execution (patched in, then sorted) | {med(after_write, 0):.0f} ms "
         f"| the first request after start: {cold_server:.0f} ms | {med(after_write, 0) / cold_server:.3f}x | (none) |",

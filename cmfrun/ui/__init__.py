@@ -33,21 +33,21 @@ if TYPE_CHECKING:
     from cmfrun.store import Store
 
 
-def create_router(open_store: Callable[[], "Store"], *, prefix: str = "/ui") -> "APIRouter":
+def create_router(open_store: Callable[[], "Store"], *, prefix: str = "/ui", warm_up: bool = False) -> "APIRouter":
     """The UI's pages as a FastAPI router (see :mod:`cmfrun.ui.router`)."""
     from cmfrun.ui.router import create_router as _create
 
-    return _create(open_store, prefix=prefix)
+    return _create(open_store, prefix=prefix, warm_up=warm_up)
 
 
-def create_app(open_store: Callable[[], "Store"], *, prefix: str = "/ui") -> "FastAPI":
+def create_app(open_store: Callable[[], "Store"], *, prefix: str = "/ui", warm_up: bool = True) -> "FastAPI":
     """An app serving only the UI, with ``/`` redirecting to it (what ``cmf ui`` runs)."""
     from fastapi import FastAPI
 
     from cmfrun.ui.router import redirect_to
 
     app = FastAPI(title="cmfrun UI", docs_url=None, redoc_url=None, openapi_url=None)
-    app.include_router(create_router(open_store, prefix=prefix))
+    app.include_router(create_router(open_store, prefix=prefix, warm_up=warm_up))
     app.add_api_route("/", redirect_to(prefix), include_in_schema=False)
     return app
 

@@ -112,11 +112,13 @@ def _secure(response: Response) -> Response:
     return response
 
 
-def create_router(open_store: Callable[[], Store], *, prefix: str = "/ui") -> APIRouter:
+def create_router(open_store: Callable[[], Store], *, prefix: str = "/ui", warm_up: bool = False) -> APIRouter:
     """The UI as a FastAPI router mounted at ``prefix``.
 
     ``open_store`` is called for each request (under a lock) and returns the store to
     read; ``cmf ui`` passes one that merges pending journals first, ``cmf server`` its own.
+    ``warm_up=True`` reads every pipeline's rows in a background thread right away, so
+    the first page does not wait for them (seconds for 10,000 executions).
 
     Example::
 
@@ -128,6 +130,16 @@ def create_router(open_store: Callable[[], Store], *, prefix: str = "/ui") -> AP
     cache = browse.BrowseCache()
     lock = threading.Lock()
     env = render.environment(prefix)
+
+    def warm() -> None:
+        try:
+            with lock:
+                browse.pipelines(open_store(), cache)
+        except Exception as exc:  # a page will report the same problem to the user
+            log.info("warming the UI cache failed: %s", exc)
+
+    if warm_up:
+        threading.Thread(target=warm, name="cmfrun-ui-warm-up", daemon=True).start()
 
     def page(request: Request, template: str, code: int = 200, **context: Any) -> HTMLResponse:
         html = env.get_template(template).render(request_query=request.query_params, **context)
