@@ -32,14 +32,6 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, cast
 from urllib.parse import urlsplit, urlunsplit
 
-from openlineage.client.event_v2 import RunEvent
-from openlineage.client.facet_v2 import (
-    dataset_version_dataset,
-    error_message_run,
-    execution_parameters_run,
-    job_type_job,
-    processing_engine_run,
-)
 from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport, TokenProvider
 from openlineage.client.transport.transport import Transport
@@ -80,15 +72,34 @@ class LineageAuthError(LineageEndpointError):
 #: An event as the transports send it: the JSON object of a RunEvent.
 Event = Dict[str, Any]
 
-#: ``_schemaURL`` of the standard facets, from the client's generated classes.
-_SCHEMA = {
-    "event": RunEvent._get_schema(),
-    "version": dataset_version_dataset.DatasetVersionDatasetFacet._get_schema(),
-    "errorMessage": error_message_run.ErrorMessageRunFacet._get_schema(),
-    "executionParameters": execution_parameters_run.ExecutionParametersRunFacet._get_schema(),
-    "jobType": job_type_job.JobTypeJobFacet._get_schema(),
-    "processing_engine": processing_engine_run.ProcessingEngineRunFacet._get_schema(),
+_SPEC = "https://openlineage.io/spec"
+#: ``_schemaURL`` of the event and the standard facets: (client module, class, the spec's URL
+#: when this client version does not generate that class yet).
+_SCHEMA_SOURCES = {
+    "event": ("base", "RunEvent", f"{_SPEC}/2-0-2/OpenLineage.json#/$defs/RunEvent"),
+    "version": ("dataset_version_dataset", "DatasetVersionDatasetFacet",
+                f"{_SPEC}/facets/1-0-1/DatasetVersionDatasetFacet.json#/$defs/DatasetVersionDatasetFacet"),
+    "errorMessage": ("error_message_run", "ErrorMessageRunFacet",
+                     f"{_SPEC}/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet"),
+    "executionParameters": ("execution_parameters_run", "ExecutionParametersRunFacet",
+                            f"{_SPEC}/facets/1-0-0/ExecutionParametersRunFacet.json#/$defs/ExecutionParametersRunFacet"),
+    "jobType": ("job_type_job", "JobTypeJobFacet", f"{_SPEC}/facets/2-0-3/JobTypeJobFacet.json#/$defs/JobTypeJobFacet"),
+    "processing_engine": ("processing_engine_run", "ProcessingEngineRunFacet",
+                          f"{_SPEC}/facets/1-1-1/ProcessingEngineRunFacet.json#/$defs/ProcessingEngineRunFacet"),
 }
+
+
+def _schema_url(module: str, cls: str, fallback: str) -> str:
+    """The schema URL the installed client generates for ``cls`` (the version it speaks)."""
+    import importlib
+
+    try:
+        return str(getattr(importlib.import_module(f"openlineage.client.generated.{module}"), cls)._get_schema())
+    except (ImportError, AttributeError):
+        return fallback
+
+
+_SCHEMA = {key: _schema_url(*source) for key, source in _SCHEMA_SOURCES.items()}
 
 
 def facet(kind: str, **fields: Any) -> Dict[str, Any]:
