@@ -28,6 +28,7 @@ _LAZY = {
     "metadata_export": "cmfrun.commands.metadata",
     "repo_push": "cmfrun.commands.repo",
     "repo_pull": "cmfrun.commands.repo",
+    "ArangoPipe": "cmfrun.integrations.arango",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from cmfrun.commands.metadata import metadata_export, metadata_pull, metadata_push
     from cmfrun.commands.repo import repo_pull, repo_push
     from cmfrun.errors import CmfrunError
+    from cmfrun.integrations.arango import ArangoPipe
     from cmfrun.ingest import dvc_ingest
     from cmfrun.query import CmfQuery
     from cmfrun.store import connect
