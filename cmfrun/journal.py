@@ -462,6 +462,9 @@ def merge_now(
         problem = _send_openlineage(st, runs)
         if problem and warnings is not None:
             warnings.append(problem)
+        problem = _send_graph(st, runs, None)
+        if problem and warnings is not None:
+            warnings.append(problem)
         return merged
     finally:
         st.close()
@@ -476,6 +479,7 @@ def _background(store: str, root: Path, extra_dirs: List[Path], linger: float) -
     st = None
     total = 0
     lineage_ok = True  # after one failed OpenLineage send: one warning, no more tries
+    graph_ok = True  # the same for the graph database
     try:
         os.nice(10)  # bookkeeping: leave the CPU to the pipeline that is still running
     except OSError:
@@ -499,6 +503,11 @@ def _background(store: str, root: Path, extra_dirs: List[Path], linger: float) -
                             # The detached merger's stderr is <journal dir>/merge.log.
                             sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} cmfrun: warning: {problem}\n")
                             lineage_ok = False
+                    if graph_ok:
+                        problem = _send_graph(st, runs, root)
+                        if problem:
+                            sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} cmfrun: warning: {problem}\n")
+                            graph_ok = False
                     if merged:
                         idle_until = time.monotonic() + linger
                     elif time.monotonic() >= idle_until:
@@ -539,6 +548,18 @@ def _send_openlineage(store: "Store", runs: List[Tuple[str, str]]) -> Optional[s
             f"{len(runs)} run(s) not sent to OpenLineage: {first} "
             "(send them later: cmf openlineage export -p PIPELINE --since TIME --url URL)"
         )
+
+
+def _send_graph(store: "Store", runs: List[Tuple[str, str]], root: Optional[Path]) -> Optional[str]:
+    """Mirror just-merged runs into the graph database when ``CMFRUN_GRAPH`` (or ``graph``
+    in ``.cmfconfig``) asks for it; returns the one warning for a failure, else ``None``."""
+    if not runs:
+        return None
+    # As for OpenLineage: the merger is an entry point of its own and may reach up to the
+    # integration, lazily (graph clients load only when a graph is configured).
+    from cmfrun.integrations import graph
+
+    return graph.mirror_runs(store, runs, root=root)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -30,7 +30,7 @@ from tests.conftest import Project, cli_env, cli_runner
 from tests.falkordb_server import FalkorServer, free_port
 
 PY = sys.executable
-GRAPH_ENV = ("NEO4J_URI", "NEO4J_USER_NAME", "NEO4J_PASSWD")
+GRAPH_ENV = ("NEO4J_URI", "NEO4J_USER_NAME", "NEO4J_PASSWD", "CMFRUN_GRAPH")
 
 
 @pytest.fixture(scope="module")
@@ -451,3 +451,51 @@ def test_model_uses_only_allow_listed_labels() -> None:
         from cmfrun.integrations.graph import node_statement
 
         node_statement("Evil`) DETACH DELETE n //")
+
+
+def test_wrapped_runs_are_mirrored_by_the_merger_when_asked(project: Project, graph_uri: str) -> None:
+    """CMFRUN_GRAPH=1: each `cmfrun --` run reaches the graph when it is merged (here inline,
+    CMFRUN_SYNC=1); an unreachable database is one warning and the run is still recorded."""
+    project.git_init()
+    project.write("in.txt", "i\n")
+    project.commit()
+    env = cli_env(CMFRUN_SYNC="1", CMFRUN_PIPELINE="live", CMFRUN_GRAPH="1", NEO4J_URI=graph_uri)
+    argv = [PY, "-m", "cmfrun", "-s", "copy", "--in", "in.txt", "--out", "out.txt", "--", PY, "-c",
+            "open('out.txt', 'w').write(open('in.txt').read() * 3)"]
+    proc = subprocess.run(argv, cwd=project.root, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+    [ex] = connect(project.root / "mlmd", create=False).executions()
+    rows = target_of(graph_uri).run(
+        "MATCH (:Dataset {Path: 'in.txt'})-[:input]->(e:Execution)-[:output]->(:Dataset {Path: 'out.txt'}) RETURN e.uuid", {}).rows
+    assert rows == [[ex.properties["Execution_uuid"]]]
+
+    env["NEO4J_URI"] = f"falkor://127.0.0.1:{free_port()}/g"
+    proc = subprocess.run(argv[:-1] + ["open('out.txt', 'w').write('x')"], cwd=project.root, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    assert proc.stderr.count("not mirrored to the graph database") == 1 and "cmf graph sync" in proc.stderr, proc.stderr
+    assert len(connect(project.root / "mlmd", create=False).executions()) == 2
+
+
+def test_background_merger_mirrors_too(project: Project, graph_uri: str) -> None:
+    """Without --sync the detached merger merges the run, then mirrors it (.cmfconfig: graph = true)."""
+    import time
+
+    project.git_init()
+    project.write("in.txt", "i\n")
+    project.write(".cmfconfig", f"[cmfrun]\ngraph = true\nneo4j_uri = {graph_uri}\n")
+    project.commit()
+    env = cli_env(CMFRUN_PIPELINE="bg")
+    env.pop("CMFRUN_SYNC", None)
+    for var in GRAPH_ENV:
+        env.pop(var, None)
+    proc = subprocess.run([PY, "-m", "cmfrun", "-s", "touch", "--in", "in.txt", "--", PY, "-c", "pass"],
+                          cwd=project.root, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    target = target_of(graph_uri)
+    deadline = time.monotonic() + 60
+    rows: List[Any] = []
+    while time.monotonic() < deadline and not rows:
+        rows = target.run("MATCH (:Pipeline {Name: 'bg'})-[:contains]->(:Stage)-[:runs]->(e:Execution) RETURN e.Stage", {}).rows
+        time.sleep(0.2)
+    assert rows == [["touch"]]

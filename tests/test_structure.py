@@ -42,6 +42,7 @@ ALLOWED: Dict[str, Set[str]] = {
 UPWARD_EXCEPTIONS = {
     ("journal.py", "cmfrun.integrations"),
     ("journal.py", "cmfrun.integrations.openlineage"),
+    ("journal.py", "cmfrun.integrations.graph"),
 }
 
 

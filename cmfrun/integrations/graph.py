@@ -360,6 +360,54 @@ class GraphMirror:
             self._target = None
 
 
+#: Set to 1 (or ``graph = true`` in ``.cmfconfig``): the merger mirrors each `cmfrun --` run
+#: it merges into the configured graph database, as ``Cmf(graph=True)`` does for API calls.
+ENV_GRAPH = "CMFRUN_GRAPH"
+_TRUE = ("1", "true", "yes", "on")
+
+
+def live_mirror_wanted(root: Path, env: Optional[Mapping[str, str]] = None) -> bool:
+    """Whether merged `cmfrun --` runs go to the graph database (``CMFRUN_GRAPH``, else
+    ``graph`` in ``.cmfconfig``; off by default, as ``graph=False`` is in the API)."""
+    env = os.environ if env is None else env
+    flag = env.get(ENV_GRAPH, "").strip().lower()
+    if flag:
+        return flag in _TRUE
+    return config.read_file(root).get("graph", "").strip().lower() in _TRUE
+
+
+def mirror_runs(store: Store, runs: Sequence[Tuple[str, str]], *, root: Optional[Path] = None) -> Optional[str]:
+    """Mirror just-merged runs (``(execution type, execution name)`` pairs, as the merger
+    reports them) when :func:`live_mirror_wanted`. Returns the one warning for a failure
+    (the runs are in the store; ``cmf graph sync`` sends them later), else ``None``."""
+    runs = [r for r in runs if r[1]]
+    if not runs:
+        return None
+    try:
+        base = root if root is not None else config.find_root(".")
+        if not live_mirror_wanted(base):
+            return None
+        settings = resolve_settings(root=base)
+        if settings is None:
+            return f"{ENV_GRAPH} is on but no graph database is configured (NEO4J_URI or `cmf init --neo4j-uri`)"
+        target = open_target(settings)
+        try:
+            model = gm.GraphModel()
+            for type_name, name in runs:
+                ex = store.execution_by_type_and_name(type_name, name)
+                if ex is not None and ex.id is not None:
+                    part = gm.read_execution(store, int(ex.id))
+                    model.nodes.update(part.nodes)
+                    model.rels.update(part.rels)
+            write_model(target, model)
+        finally:
+            target.close()
+        return None
+    except Exception as exc:  # noqa: BLE001 - the runs are recorded; the graph catches up later
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return f"{len(runs)} run(s) not mirrored to the graph database: {first} (later: cmf graph sync)"
+
+
 def link_artifacts(store: Store, source: Artifact, target: Artifact) -> Artifact:
     """Record that ``target`` derives from ``source`` (CMF's ``link_artifacts``).
 
@@ -388,6 +436,9 @@ __all__ = [
     "ENV_PASSWORD",
     "LOCAL_CONFIG",
     "SYNC_LABEL",
+    "ENV_GRAPH",
+    "live_mirror_wanted",
+    "mirror_runs",
     "GraphSettings",
     "WriteStats",
     "SyncReport",
