@@ -25,12 +25,15 @@ LAYER_OF = {
     "lineage": "read",
     "integrations": "integrations",
     "ui": "ui",
+    "server": "server",
 }
 ALLOWED: Dict[str, Set[str]] = {
-    "cli": {"cli", "commands", "ingest", "api", "read", "integrations", "core", "ui"},
+    "cli": {"cli", "commands", "ingest", "api", "read", "integrations", "core", "ui", "server"},
     "commands": {"commands", "ingest", "read", "integrations", "core"},
     "integrations": {"integrations", "read", "core"},
     "ui": {"ui", "commands", "read", "core"},
+    # The server is another front door: onto the commands, the sync router and the UI.
+    "server": {"server", "commands", "read", "core", "sync", "ui"},
     "ingest": {"ingest", "core"},
     "api": {"integrations", "core"},  # Cmf(graph=True) mirrors through integrations.graph
     "read": {"read", "core"},

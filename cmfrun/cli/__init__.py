@@ -68,9 +68,9 @@ def cmf(verbose: bool) -> None:
 
 
 def _register_all() -> None:
-    from cmfrun.cli import artifacts, deployment, graph, ingest, metadata, openlineage, query, ui
+    from cmfrun.cli import artifacts, deployment, graph, ingest, metadata, openlineage, query, server, ui
 
-    for module in (ingest, query, metadata, deployment, openlineage, ui, artifacts, graph):
+    for module in (ingest, query, metadata, deployment, openlineage, ui, artifacts, graph, server):
         module.register(cmf)
 
 

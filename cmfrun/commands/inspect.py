@@ -258,8 +258,9 @@ def _pipeline(store: Store, name: str) -> Context:
 
 
 def _is_id(text: str) -> bool:
-    # Long digit strings are hashes, not ids (MLMD ids are int64).
-    return text.isdigit() and len(text) <= 15
+    # Long digit strings are hashes, not ids (MLMD ids are int64). isdigit() alone accepts
+    # digits int() refuses ("²").
+    return text.isascii() and text.isdigit() and len(text) <= 15
 
 
 def _quote(text: str) -> str:

@@ -1,0 +1,244 @@
+"""Reads behind ``cmf server``'s JSON API (``/api/v1``): pages, sorting, one record, lineage.
+
+Thin wrappers over :mod:`cmfrun.commands.inspect` and :mod:`cmfrun.lineage`
+that add what an HTTP API needs: ``limit``/``offset`` paging with a total,
+a sort key, lookups restricted to one kind of record, and lineage graphs as
+plain nodes and edges. Typed results, no printing.
+
+Example::
+
+    page = page_executions(store, pipeline="demo", state="failed", sort="-create_ms", limit=20)
+    print(page.total, [e.uuid for e in page.items])
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, List, Optional, Sequence, Tuple, TypeVar
+
+from cmfrun import errors
+from cmfrun.commands import inspect
+from cmfrun.commands.inspect import ArtifactInfo, ExecutionInfo, PipelineInfo, ShowResult
+from cmfrun.lineage import LineageGraph
+from cmfrun.store import Store
+
+T = TypeVar("T")
+
+#: Sort keys of each list (prefix ``-`` for descending).
+EXECUTION_SORTS = ("id", "create_ms", "pipeline", "stage", "state", "duration_s", "uuid")
+ARTIFACT_SORTS = ("id", "create_ms", "name", "path", "type", "hash", "size")
+MAX_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class ExecutionPage:
+    """One page of executions: ``total`` matches, ``items`` from ``offset`` on."""
+
+    items: Tuple[ExecutionInfo, ...]
+    total: int
+    limit: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class ArtifactPage:
+    """One page of artifacts: ``total`` matches, ``items`` from ``offset`` on."""
+
+    items: Tuple[ArtifactInfo, ...]
+    total: int
+    limit: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    """A record reached by a lineage walk and the generation at which it was reached."""
+
+    kind: str
+    id: int
+    label: str
+    type: str
+    depth: int
+    uuid: str = ""
+    hash: str = ""
+
+
+@dataclass(frozen=True)
+class GraphEdge:
+    """A data-flow event: artifact -INPUT-> execution, or execution -OUTPUT-> artifact."""
+
+    execution_id: int
+    artifact_id: int
+    kind: str
+
+
+@dataclass(frozen=True)
+class GraphView:
+    """A lineage graph as nodes and edges; ``truncated`` when ``depth`` stopped the walk early."""
+
+    direction: str
+    nodes: Tuple[GraphNode, ...]
+    edges: Tuple[GraphEdge, ...]
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class LineageView:
+    """Lineage of one record: its kind, id and label, and the ``up``/``down`` graphs asked for."""
+
+    root_kind: str
+    root_id: int
+    root_label: str
+    up: Optional[GraphView]
+    down: Optional[GraphView]
+
+
+def check_text(text: Optional[str], what: str) -> Optional[str]:
+    """Refuse text that must not reach an MLMD filter query.
+
+    The commands look records up with MLMD filter queries, and MLMD turns their
+    string literals into SQL without escaping them on PostgreSQL: a quote or a
+    backslash in a request could change the query. Control characters are a
+    syntax error in the filter language. Such text never names a record here.
+    """
+    if text is None:
+        return None
+    if any(ch in "'\\" or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+        raise errors.UsageError(f"{what} contains a quote, backslash or control character, which cannot be looked up")
+    return text
+
+
+def _check_page(limit: int, offset: int) -> None:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise errors.UsageError(f"limit must be between 1 and {MAX_LIMIT}")
+    if offset < 0:
+        raise errors.UsageError("offset must be 0 or more")
+
+
+def _sorted(items: Sequence[T], sort: str, allowed: Sequence[str]) -> List[T]:
+    key = sort[1:] if sort.startswith("-") else sort
+    if key not in allowed:
+        raise errors.UsageError(f"cannot sort by {sort!r}: use one of {', '.join(allowed)} (prefix - for descending)")
+
+    def value(item: T) -> Tuple[int, Any, int]:
+        v = getattr(item, key)
+        # None sorts first ascending; ties keep id order so paging is stable.
+        return (0, 0, 0) if v is None else (1, v, int(getattr(item, "id")))
+
+    return sorted(items, key=value, reverse=sort.startswith("-"))
+
+
+def _page(items: List[T], limit: int, offset: int) -> Tuple[Tuple[T, ...], int]:
+    return tuple(items[offset : offset + limit]), len(items)
+
+
+def get_pipeline(store: Store, name: str) -> PipelineInfo:
+    """One pipeline by name (:class:`NotFoundError` when missing)."""
+    check_text(name, "pipeline")
+    for info in inspect.list_pipelines(store):
+        if info.name == name:
+            return info
+    raise errors.NotFoundError(f"no pipeline {name!r} in the store")
+
+
+def page_executions(
+    store: Store,
+    *,
+    pipeline: Optional[str] = None,
+    stage: Optional[str] = None,
+    state: Optional[str] = None,
+    uuid: Optional[str] = None,
+    sort: str = "-create_ms",
+    limit: int = 100,
+    offset: int = 0,
+) -> ExecutionPage:
+    """A page of executions matching the filters (see :func:`inspect.list_executions`), sorted by ``sort``."""
+    _check_page(limit, offset)
+    for text, what in ((pipeline, "pipeline"), (stage, "stage"), (state, "state"), (uuid, "uuid")):
+        check_text(text, what)
+    found = inspect.list_executions(store, pipeline=pipeline, stage=stage, uuid=uuid, state=state)
+    items, total = _page(_sorted(found, sort, EXECUTION_SORTS), limit, offset)
+    return ExecutionPage(items, total, limit, offset)
+
+
+def page_artifacts(
+    store: Store,
+    *,
+    pipeline: Optional[str] = None,
+    name: Optional[str] = None,
+    type: Optional[str] = None,
+    sort: str = "-create_ms",
+    limit: int = 100,
+    offset: int = 0,
+) -> ArtifactPage:
+    """A page of artifacts matching the filters (see :func:`inspect.list_artifacts`), sorted by ``sort``."""
+    _check_page(limit, offset)
+    for text, what in ((pipeline, "pipeline"), (name, "name"), (type, "type")):
+        check_text(text, what)
+    found = inspect.list_artifacts(store, pipeline=pipeline, name=name, type=type)
+    items, total = _page(_sorted(found, sort, ARTIFACT_SORTS), limit, offset)
+    return ArtifactPage(items, total, limit, offset)
+
+
+def show_execution(store: Store, ref: str) -> ShowResult:
+    """Everything about the execution ``ref`` names (id, uuid or uuid prefix, name)."""
+    check_text(ref, "reference")
+    found = inspect.find_executions(store, ref) if ref.strip() else []
+    if not found:
+        raise errors.NotFoundError(f"no execution {ref!r} in the store")
+    if len(found) > 1:
+        raise errors.UsageError(f"{ref!r} names {len(found)} executions: give more of the uuid")
+    return inspect.show(store, f"execution:{found[0].id}")
+
+
+def show_artifact(store: Store, ref: str) -> ShowResult:
+    """Everything about the artifact ``ref`` names (id, name, hash, path: its latest version)."""
+    check_text(ref, "reference")
+    text = ref.strip()
+    if not text:
+        raise errors.NotFoundError("no artifact '' in the store")
+    found = inspect.find_artifacts(store, f"artifact:{text}" if text.isascii() and text.isdigit() else text)
+    if not found:
+        raise errors.NotFoundError(f"no artifact {ref!r} in the store")
+    return inspect.show(store, f"artifact:{found[0].id}")
+
+
+def _graph(g: Optional[LineageGraph]) -> Optional[GraphView]:
+    if g is None:
+        return None
+    nodes: List[GraphNode] = []
+    for eid, ex in sorted(g.executions.items()):
+        info = inspect.execution_info(ex)
+        nodes.append(GraphNode("execution", eid, info.stage or ex.type, ex.type, g.execution_depth[eid], uuid=info.uuid))
+    for aid, art in sorted(g.artifacts.items()):
+        nodes.append(GraphNode("artifact", aid, art.name, art.type, g.artifact_depth[aid], hash=art.uri))
+    edges = tuple(GraphEdge(e, a, k) for e, a, k in g.edges)
+    return GraphView(g.direction, tuple(nodes), edges, g.truncated)
+
+
+def lineage_view(store: Store, ref: str, *, direction: str = "both", depth: Optional[int] = None) -> LineageView:
+    """Ancestors (``up``), descendants (``down``) or ``both`` of what ``ref`` names, as nodes and edges."""
+    check_text(ref, "reference")
+    if direction not in ("up", "down", "both"):
+        raise errors.UsageError(f"direction must be up, down or both, not {direction!r}")
+    res = inspect.lineage_of(store, ref, up=direction in ("up", "both"), down=direction in ("down", "both"), depth=depth)
+    return LineageView(res.root_kind, res.root_id, res.root_label, _graph(res.up), _graph(res.down))
+
+
+__all__ = [
+    "check_text",
+    "EXECUTION_SORTS",
+    "ARTIFACT_SORTS",
+    "MAX_LIMIT",
+    "ExecutionPage",
+    "ArtifactPage",
+    "GraphNode",
+    "GraphEdge",
+    "GraphView",
+    "LineageView",
+    "get_pipeline",
+    "page_executions",
+    "page_artifacts",
+    "show_execution",
+    "show_artifact",
+    "lineage_view",
+]
