@@ -132,7 +132,6 @@ def test_cmflib_pull_reads_our_pipeline(cmflib_bin: Path, tmp_path: Path, server
 
 
 def test_cmflib_push_lands_in_our_store(cmflib_bin: Path, recorded: Path, tmp_path: Path, server_store: str) -> None:
-    pytest.importorskip("cmfrun.sync.merge", reason="the metadata merge (cmfrun.sync) is not in this build")
     proj = tmp_path / "proj"
     shutil.copytree(recorded, proj, symlinks=True)
     local = _read_with_cmflib(cmflib_bin, proj, "cmflib-pipe")
@@ -156,7 +155,6 @@ def test_cmflib_push_lands_in_our_store(cmflib_bin: Path, recorded: Path, tmp_pa
 
 
 def test_our_push_then_cmflib_pull(cmflib_bin: Path, tmp_path: Path, server_store: str) -> None:
-    pytest.importorskip("cmfrun.sync.merge", reason="the metadata merge (cmfrun.sync) is not in this build")
     ours = str(tmp_path / "ours-mlmd")
     seeded = seed(ours)
     exported = subprocess.run([OUR_CMF, "metadata", "export", "-f", ours, "-p", "p", "-j", "-"], capture_output=True, text=True)

@@ -23,7 +23,9 @@ from cmfrun.server.uploads import UploadStore
 log = logging.getLogger("cmfrun.server")
 
 #: POST routes of the sync router that only read (with --public-read anyone may call them).
-SYNC_READ_POSTS = frozenset({"/api/v1/sync/pull", "/api/v1/sync/digests", "/api/v1/sync/missing"})
+SYNC_READ_POSTS = frozenset({"/api/v1/sync/pull", "/api/v1/sync/digests"})
+#: The sync router's merging POST route.
+SYNC_MERGE_POSTS = frozenset({"/api/v1/sync/push"})
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
@@ -42,6 +44,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(cmf_protocol.create_router(provider, uploads))
     app.include_router(read_api.create_router(provider))
     read_posts: FrozenSet[str] = cmf_protocol.READ_POSTS
+    merge_posts: FrozenSet[str] = cmf_protocol.MERGE_POSTS
     try:
         from cmfrun.sync.api import create_router as create_sync_router
     except ImportError:
@@ -49,6 +52,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     else:
         app.include_router(create_sync_router(provider.open))
         read_posts = read_posts | SYNC_READ_POSTS
+        merge_posts = merge_posts | SYNC_MERGE_POSTS
     has_ui = False
     try:
         from cmfrun.ui import create_router as create_ui_router
@@ -76,6 +80,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         public_read=settings.public_read,
         max_body=settings.max_body,
         read_posts=read_posts,
+        merge_posts=merge_posts,
     )
     return app
 
@@ -88,4 +93,4 @@ def serve(settings: ServerSettings) -> None:
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", server_header=False)
 
 
-__all__ = ["create_app", "serve", "SYNC_READ_POSTS"]
+__all__ = ["create_app", "serve", "SYNC_READ_POSTS", "SYNC_MERGE_POSTS"]

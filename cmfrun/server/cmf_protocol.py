@@ -12,17 +12,17 @@
   (multipart ``file``): files kept content-addressed in the data folder;
   ``GET /api/python-env?file_name=`` gives one back.
 
-Each push is merged under the store's write lock and this server's push lock,
-so pushes are applied one at a time, whole.
+Each push is validated whole, then merged by :func:`cmfrun.sync.merge.merge_bundle`
+(one transaction for its executions, artifacts and events) under the store's write
+lock; the server's guard makes merges take turns.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 from typing import Any, Dict, List, Mapping, Optional, Union
 
-from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
@@ -32,11 +32,14 @@ from cmfrun.server import bundle
 from cmfrun.server.handlers import error_response, one_line
 from cmfrun.server.stores import StoreProvider
 from cmfrun.server.uploads import StoredFile, UploadStore
+from cmfrun.sync.merge import merge_bundle
 
 log = logging.getLogger("cmfrun.server")
 
 #: POST endpoints of this router that only read (open to all with ``--public-read``).
 READ_POSTS = frozenset({"/api/mlmd_pull"})
+#: POST endpoints of this router that merge into the store (they take turns, see :class:`~cmfrun.server.guard.Guard`).
+MERGE_POSTS = frozenset({"/api/mlmd_push"})
 
 
 class MlmdPushRequest(BaseModel):
@@ -100,7 +103,6 @@ def report_changed(report: Any) -> bool:
 def create_router(provider: StoreProvider, uploads: UploadStore) -> APIRouter:
     """The ``/api`` routes cmflib's client calls."""
     router = APIRouter(prefix="/api", tags=["cmf protocol"])
-    push_lock = threading.Lock()
 
     @router.post("/mlmd_push", response_model=PushAnswer)
     def mlmd_push(req: MlmdPushRequest) -> Any:
@@ -113,12 +115,8 @@ def create_router(provider: StoreProvider, uploads: UploadStore) -> APIRouter:
                 pipeline = bundle.only_execution(pipeline, req.exec_uuid)
         except bundle.VersionUpdate as exc:
             return error_response(422, str(exc), status="version_update")
-        try:
-            from cmfrun.sync.merge import merge_bundle
-        except ImportError:
-            raise HTTPException(501, "this cmfrun has no metadata merge (cmfrun.sync) yet") from None
         store = provider.open()
-        with push_lock, store.write_lock():
+        with store.write_lock():
             report = merge_bundle(store, {"Pipeline": [pipeline]})
         answer = PushAnswer(
             status="success" if report_changed(report) else "exists",
@@ -195,4 +193,4 @@ def create_router(provider: StoreProvider, uploads: UploadStore) -> APIRouter:
     return router
 
 
-__all__ = ["create_router", "READ_POSTS", "MlmdPushRequest", "MlmdPullRequest", "PushAnswer", "UploadAnswer", "report_changed"]
+__all__ = ["create_router", "READ_POSTS", "MERGE_POSTS", "MlmdPushRequest", "MlmdPullRequest", "PushAnswer", "UploadAnswer", "report_changed"]

@@ -8,6 +8,7 @@ actually received are counted (a chunked body declares no length).
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from typing import Any, Awaitable, Callable, Dict, FrozenSet, MutableMapping, Optional
@@ -57,6 +58,11 @@ class Guard:
     ``read_posts``: POST paths that only read (CMF's ``/api/mlmd_pull``), open
     to anyone when ``public_read`` is set. Anything else that is not a GET,
     HEAD or OPTIONS request is a write.
+
+    ``merge_posts``: POST paths that merge into the store (CMF's push, the sync
+    router's push). They take turns, whichever router serves them: two merges of
+    one pipeline running at once on PostgreSQL could both create the same new
+    execution, and on SQLite they would only wait for each other's file lock.
     """
 
     def __init__(
@@ -67,12 +73,15 @@ class Guard:
         public_read: bool,
         max_body: int,
         read_posts: FrozenSet[str] = frozenset(),
+        merge_posts: FrozenSet[str] = frozenset(),
     ) -> None:
         self.app = app
         self._token = token.encode() if token else None
         self.public_read = public_read
         self.max_body = max_body
         self.read_posts = read_posts
+        self.merge_posts = merge_posts
+        self._merge_turn: Optional[asyncio.Lock] = None  # made in the server's event loop
 
     def _is_read(self, method: str, path: str) -> bool:
         return method in READ_METHODS or (method == "POST" and path.rstrip("/") in self.read_posts)
@@ -134,6 +143,12 @@ class Guard:
                 state.started = True
             await send(message)
 
+        if scope.get("method") == "POST" and scope.get("path", "").rstrip("/") in self.merge_posts:
+            if self._merge_turn is None:
+                self._merge_turn = asyncio.Lock()
+            async with self._merge_turn:
+                await self.app(scope, counted_receive, checked_send)
+            return
         await self.app(scope, counted_receive, checked_send)
 
 
