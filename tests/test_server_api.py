@@ -69,7 +69,8 @@ def test_read_api_lists_pages_sorts_and_filters(served: Tuple[ServerProcess, Dic
 def test_read_api_one_record_and_lineage(served: Tuple[ServerProcess, Dict[str, Any]]) -> None:
     server, seeded = served
     uuid2 = seeded["uuids"][1]
-    r = requests.get(server.url + f"/api/v1/executions/{uuid2[:8]}")
+    # 13 characters: an 8-character prefix is all digits now and then, and digits name an id.
+    r = requests.get(server.url + f"/api/v1/executions/{uuid2[:13]}")
     assert r.status_code == 200, (r.status_code, r.text, seeded["uuids"])
     ex = r.json()
     assert ex["kind"] == "execution" and ex["record"]["properties"]["Execution_uuid"] == uuid2
