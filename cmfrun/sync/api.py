@@ -142,7 +142,7 @@ def create_router(open_store: Callable[[], Store]) -> APIRouter:
 
     @router.post("/digests", response_model=DigestsResponse, summary="Digests of a pipeline's executions")
     def digests(body: DigestsRequest) -> Dict[str, Any]:
-        return {"executions": run(lambda s: execution_digests(s, body.pipeline, body.uuids))}
+        return {"executions": run(lambda s: execution_digests(s, body.pipeline, body.uuids, scan_unnamed=False))}
 
     @router.post(
         "/push",

@@ -388,13 +388,15 @@ def read_pipeline(
     *,
     execution_uuids_wanted: Optional[Iterable[str]] = None,
     since_ms: Optional[int] = None,
+    scan_unnamed: bool = True,
 ) -> PipelineRecords:
     """Read a pipeline's records in batched calls, optionally only some executions.
 
     With ``execution_uuids_wanted`` or ``since_ms`` only those executions are read, by
-    indexed lookups (by name: cmfrun names each run by its uuid; by update time), so an
-    incremental push or pull does not read a pipeline of 10,000 runs; unnamed executions
-    (CMF's) asked for by uuid are found by reading the pipeline.
+    indexed lookups (by name: cmfrun's wrapper and ingest name each run by its uuid; by
+    update time), so an incremental push or pull does not read a pipeline of 10,000 runs.
+    Uuids not found by name may belong to unnamed executions (CMF's API and cmfrun's
+    ``Cmf`` write those): ``scan_unnamed`` then reads the whole pipeline to find them.
     """
     stages = tuple(store.child_contexts(int(pipeline.id or 0)))
     if execution_uuids_wanted is None and since_ms is None:
@@ -417,7 +419,7 @@ def read_pipeline(
                 found += store.executions(f"name IN ({_quoted(names[i:i + _CHUNK])})")
         found = [e for e in found if wanted.intersection(execution_uuids(e))]
         missing = wanted - {u for e in found for u in execution_uuids(e)}
-        if missing and since_ms is None:  # unnamed executions: read the pipeline
+        if missing and since_ms is None and scan_unnamed:  # unnamed executions: read the pipeline
             full = read_pipeline(store, pipeline)
             found += [e for _, e in full.executions if missing.intersection(execution_uuids(e))]
     return _records(store, pipeline, stages, _with_stages(store, stages, found))
@@ -545,17 +547,21 @@ def _record_digest(recs: PipelineRecords, ex: Execution) -> str:
     return digest_of(ex.type, ex.name, execution_uuids(ex), ex.properties, ex.custom, ex.state, links)
 
 
-def execution_digests(store: Store, pipeline: str, uuids: Optional[Sequence[str]] = None) -> Dict[str, str]:
+def execution_digests(
+    store: Store, pipeline: str, uuids: Optional[Sequence[str]] = None, *, scan_unnamed: bool = True
+) -> Dict[str, str]:
     """``{Execution_uuid: digest}`` of a pipeline's executions (``{}`` for an unknown pipeline);
     with ``uuids``, only of those executions.
 
     Two stores hold the same execution exactly when the digests agree, so a client sends
     (or asks for) only executions whose digest is missing or differs on the other side.
+    ``scan_unnamed=False`` leaves out unnamed executions not found by name (a client then
+    sends them and the merge, which does look, finds them unchanged).
     """
     ctx = find_pipeline(store, pipeline)
     if ctx is None:
         return {}
-    recs = read_pipeline(store, ctx, execution_uuids_wanted=uuids)
+    recs = read_pipeline(store, ctx, execution_uuids_wanted=uuids, scan_unnamed=scan_unnamed)
     return {",".join(execution_uuids(ex)): _record_digest(recs, ex) for _, ex in recs.executions}
 
 

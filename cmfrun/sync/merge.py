@@ -411,10 +411,14 @@ def _merge_pipeline(
     stages, added = _stage_contexts(store, pipe, pipe_ctx, execs)
     counts["contexts_added"] += added
 
-    # What the receiver already holds of these executions (indexed lookups by name, i.e. by
-    # uuid for cmfrun's runs; the pipeline is read whole only for unnamed ones), then named
-    # ones store-wide.
-    recs = read_pipeline(store, pipe_ctx, execution_uuids_wanted=[u for e in execs for u in e.src.uuids])
+    # What the receiver already holds of these executions: by indexed lookups by name (i.e.
+    # by uuid for cmfrun's runs) when every execution is named, else the whole pipeline
+    # (unnamed executions can only be found by reading it); then named ones store-wide.
+    if all(e.src.name for e in execs):
+        recs = read_pipeline(store, pipe_ctx, execution_uuids_wanted=[u for e in execs for u in e.src.uuids],
+                             scan_unnamed=False)
+    else:
+        recs = read_pipeline(store, pipe_ctx)
     by_uuid: Dict[str, Execution] = {}
     by_name: Dict[Tuple[str, str], Execution] = {}
     stage_of: Dict[int, int] = {}
