@@ -116,7 +116,7 @@ def _pg_db(tag: str) -> Tuple[str, str]:
 
 
 def _drop_pg(name: str) -> None:
-    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc", f'DROP DATABASE IF EXISTS "{name}"'],
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'],
                    capture_output=True)
 
 
@@ -289,7 +289,14 @@ print(json.dumps({"dump_s": dump_s, "payload_bytes": len(payload), "merge_s": me
     folder = work / "cmflib"
     folder.mkdir()
     subprocess.run(["git", "init", "-q"], cwd=folder, check=True)
-    proc = subprocess.run([py, "-c", script, str(site), str(folder), str(n_merge)], capture_output=True, text=True, cwd=folder)
+    subprocess.run(["git", "remote", "add", "origin", "https://example.com/x.git"], cwd=folder, check=True)
+    env = {**os.environ, "PATH": str(Path(py).parent) + os.pathsep + os.environ.get("PATH", "")}
+    init = subprocess.run([str(Path(py).parent / "cmf"), "init", "local", "--path", str(folder / "remote"),
+                           "--git-remote-url", "https://example.com/x.git"], cwd=folder, env=env, capture_output=True, text=True)
+    if init.returncode != 0:
+        return {"skipped": "cmflib's cmf init failed: " + " ".join(init.stderr.split())[-200:]}
+    proc = subprocess.run([py, "-c", script, str(site), str(folder), str(n_merge)], capture_output=True, text=True, cwd=folder,
+                          env=env)
     if proc.returncode != 0:
         return {"skipped": "cmflib failed: " + " ".join(proc.stderr.split())[-300:]}
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-AREAS = ["api", "wrapper", "ingest", "query", "openlineage", "ui", "graph"]
+AREAS = ["api", "wrapper", "ingest", "query", "openlineage", "ui", "graph", "sync"]
 
 
 def machine() -> str:

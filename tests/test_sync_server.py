@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import Project, make_store_uri
 
-from cmfrun import schema
+from cmfrun import config, schema
 from cmfrun.store import Store, connect
 from cmfrun.sync.bundle import execution_uuids
 
@@ -156,8 +156,11 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
 
 def test_two_sites_push_then_pull_into_a_third(sites: Dict[str, Project], server: Server, tmp_path: Path) -> None:
     first: Dict[str, Any] = {}
+    # beta finds the server in .cmfconfig (what `cmf init --cmf-server-url` writes)
+    config.write_file(sites["beta"].root, {"cmf_server_url": server.url})
     for name, site in sites.items():
-        out = cmf("metadata", "push", "-p", "shared", "--server", server.url, "--json", cwd=site.root)
+        where = ["--server", server.url] if name == "alpha" else []
+        out = cmf("metadata", "push", "-p", "shared", *where, "--json", cwd=site.root)
         first[name] = json.loads(out.stdout)
         assert first[name]["report"]["executions_added"] == 2, out.stdout
     # prepare read and wrote the same bytes at both sites: the server merged those artifacts
