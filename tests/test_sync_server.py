@@ -266,3 +266,40 @@ def test_export_import_offline(sites: Dict[str, Project], tmp_path: Path) -> Non
     assert res.stderr.count("\n") == 1 and "malformed bundle" in res.stderr
     res = cmf("metadata", "import", str(tmp_path / "missing.json"), "-f", str(air), code=2)
     assert "does not exist" in res.stderr
+
+
+def _bundle(pipeline: str, site: int, n: int) -> Dict[str, Any]:
+    """``n`` runs of one stage at one site, each reading the shared raw.csv and writing its own file."""
+    raw = {"type": "Dataset", "name": "raw.csv:" + "ab" * 16, "uri": "ab" * 16, "properties": {}, "custom_properties": {}}
+    execs = []
+    for i in range(n):
+        u = f"00000000-0000-4000-8000-{site:04d}{i:08d}"
+        h = f"{site:04d}{i:04d}" + "cd" * 12
+        execs.append({"type": "s", "name": u, "last_known_state": "COMPLETE",
+                      "properties": {"Execution_uuid": u, "Execution": f"python s.py {site} {i}", "Context_Type": f"{pipeline}/s"},
+                      "custom_properties": {}, "events": [{"type": 3, "artifact": raw},
+                                                          {"type": 4, "artifact": {"type": "Dataset", "name": f"o{site}_{i}.csv:{h}", "uri": h}}]})
+    return {"Pipeline": [{"name": pipeline, "stages": [{"name": f"{pipeline}/s", "executions": execs}]}]}
+
+
+def test_concurrent_pushes_all_land_once(server: Server) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cmfrun.sync.client import SyncClient
+
+    jobs = [("shared" if s % 2 else f"own{s}", s) for s in range(8)]
+
+    def push(job: Any) -> Dict[str, Any]:
+        pipeline, s = job
+        return SyncClient(server.url).push(pipeline, _bundle(pipeline, s, 5), site=f"site{s}")
+
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        reports = list(pool.map(push, jobs))
+    assert sum(r["executions_added"] for r in reports) == 40 and not any(r["conflicts"] for r in reports)
+    store = connect(server.store)
+    uuids = [execution_uuids(e)[0] for e in store.executions()]
+    assert len(uuids) == len(set(uuids)) == 40
+    assert len(store.artifacts_by_uri(["ab" * 16])) == 1  # the shared input: one artifact
+    assert len(pipeline_execs(store, "shared")) == 20
+    hosts = {e.properties["Host"] for e in pipeline_execs(store, "shared")}
+    assert hosts == {"site1", "site3", "site5", "site7"}
