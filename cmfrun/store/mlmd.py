@@ -1,31 +1,21 @@
-"""The metadata store: the only module that imports ml_metadata.
+"""The ml-metadata engine: the only module that imports ml_metadata.
 
-A location is a path (an MLMD SQLite file, default ``mlmd`` at the project
-root) or a URI: ``postgresql://user:pw@host:port/db``, ``mysql://...``
-(MariaDB too) or ``sqlite:///abs/path``. :func:`connect` opens it and returns
-a :class:`Store` whose methods take and return the plain records of
-:mod:`cmfrun.records`; MLMD's protobufs never leave this module.
-
-Example::
-
-    store = connect("mlmd")
-    for ctx in store.contexts_by_type("Parent_Context"):
-        print(ctx.name)
+:func:`connect` opens a location with Google's ml-metadata library; MLMD's
+protobufs never leave this module. :mod:`cmfrun.store` imports it only when
+this engine is chosen, so ``import cmfrun.store`` works without ml-metadata.
 """
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import time
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
-from urllib.parse import unquote, urlparse
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from cmfrun import errors, schema
 from cmfrun.records import Artifact, Context, Event, Execution, Link, Props, Value
+from cmfrun.store import Store, StoreLocation, check_sqlite_file, type_external_id
+from cmfrun.store import chunks as _chunks
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 from ml_metadata import errors as mlmd_errors  # noqa: E402
@@ -36,11 +26,6 @@ from ml_metadata.proto import metadata_store_pb2 as _pb  # noqa: E402
 pb: Any = _pb
 log = logging.getLogger(__name__)
 
-DEFAULT_STORE_NAME = "mlmd"
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-#: How long a writer waits for another process's write lock on a SQLite store.
-LOCK_TIMEOUT_S = 120.0
-_IN_CLAUSE_CHUNK = 500
 #: How each backend words a unique-constraint violation.
 _UNIQUE_VIOLATION = ("duplicate key value", "Duplicate entry", "UNIQUE constraint failed")
 #: Up to this many uris, :meth:`Store.artifacts_by_uri` uses one indexed lookup per uri.
@@ -69,81 +54,12 @@ _STATE = {
 _STATE_NAME = {v: k for k, v in _STATE.items()}
 
 
-@dataclass(frozen=True)
-class StoreLocation:
-    """Where a store lives. ``backend`` is ``sqlite``, ``postgresql`` or ``mysql``."""
-
-    backend: str
-    path: Optional[Path] = None
-    host: str = ""
-    port: int = 0
-    user: str = ""
-    password: str = ""
-    database: str = ""
-
-    def __str__(self) -> str:
-        if self.backend == "sqlite":
-            return str(self.path)
-        auth = f"{self.user}@" if self.user else ""
-        return f"{self.backend}://{auth}{self.host}:{self.port}/{self.database}"
-
-
-def default_store_path(root: Union[str, Path]) -> Path:
-    """The default store of a project: ``<root>/mlmd``. Tests patch this one function."""
-    return Path(root) / DEFAULT_STORE_NAME
-
-
-def parse_location(uri: Union[str, Path]) -> StoreLocation:
-    """Turn a path or URI into a :class:`StoreLocation`, or raise :class:`StoreURIError`."""
-    text = str(uri).strip()
-    if not text:
-        raise errors.StoreURIError("empty store location: give a file path or a postgresql:// or mysql:// URI")
-    if "://" not in text:
-        return StoreLocation("sqlite", path=Path(text).expanduser().absolute())
-    parsed = urlparse(text)
-    scheme = parsed.scheme.lower()
-    if scheme in ("sqlite", "file"):
-        raw = unquote(parsed.path)
-        if not raw:
-            raise errors.StoreURIError(f"store URI {text!r} names no file")
-        return StoreLocation("sqlite", path=Path(raw).absolute())
-    backends = {"postgresql": "postgresql", "postgres": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
-    if scheme not in backends:
-        raise errors.StoreURIError(
-            f"unknown store URI scheme {scheme!r} in {text!r}: use a file path, postgresql://, mysql:// or sqlite://"
-        )
-    backend = backends[scheme]
-    database = parsed.path.lstrip("/")
-    if not parsed.hostname or not database:
-        raise errors.StoreURIError(f"store URI {text!r} needs a host and a database: {scheme}://user:pw@host:port/db")
-    try:
-        port = parsed.port or (5432 if backend == "postgresql" else 3306)
-    except ValueError as exc:
-        raise errors.StoreURIError(f"bad port in store URI {text!r}: {exc}") from None
-    return StoreLocation(
-        backend,
-        host=parsed.hostname,
-        port=port,
-        user=unquote(parsed.username or ""),
-        password=unquote(parsed.password or ""),
-        database=database,
-    )
-
-
-def connect(
-    uri: Union[str, Path, StoreLocation], *, create: bool = True, read_only: bool = False
-) -> "Store":
-    """Open the store at ``uri``.
-
-    ``create=False`` refuses to make a new SQLite file (readers use it, so a
-    typo never leaves an empty store behind). ``read_only=True`` opens a
-    SQLite file read-only; writes then raise :class:`ReadOnlyStoreError`.
-    """
-    loc = uri if isinstance(uri, StoreLocation) else parse_location(uri)
+def connect(loc: StoreLocation, *, create: bool = True, read_only: bool = False) -> "MlmdStore":
+    """Open the store at ``loc`` with ml-metadata (see :func:`cmfrun.store.connect`)."""
     config = pb.ConnectionConfig()
     if loc.backend == "sqlite":
         assert loc.path is not None
-        read_only = _check_sqlite_file(loc.path, create=create, read_only=read_only)
+        read_only = check_sqlite_file(loc.path, create=create, read_only=read_only)
         config.sqlite.filename_uri = str(loc.path)
         config.sqlite.connection_mode = (
             pb.SqliteMetadataSourceConfig.READONLY if read_only else pb.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
@@ -171,34 +87,10 @@ def connect(
         if loc.backend == "sqlite":
             raise errors.CorruptStoreError(f"cannot open store {loc}: {first}") from None
         raise errors.StoreUnavailableError(f"cannot reach store {loc}: {first}") from None
-    store = Store(mlmd, loc, read_only=read_only)
+    store = MlmdStore(mlmd, loc, read_only=read_only)
     if not read_only:
         store.ensure_schema_version()
     return store
-
-
-def _check_sqlite_file(path: Path, *, create: bool, read_only: bool) -> bool:
-    if path.is_dir():
-        raise errors.StoreURIError(f"store path {path} is a directory, not an MLMD file")
-    if path.exists():
-        if not os.access(path, os.R_OK):
-            raise errors.StoreError(f"store {path} is not readable")
-        with open(path, "rb") as fh:
-            head = fh.read(len(_SQLITE_MAGIC))
-        if head and head != _SQLITE_MAGIC:
-            raise errors.CorruptStoreError(f"store {path} is not an MLMD SQLite file (corrupt or another format)")
-        if not read_only and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
-            raise errors.ReadOnlyStoreError(f"store {path} is read-only: nothing can be recorded in it")
-        return read_only
-    if not create:
-        raise errors.NotFoundError(f"store {path} does not exist")
-    if read_only:
-        raise errors.NotFoundError(f"store {path} does not exist")
-    if not path.parent.is_dir():
-        raise errors.StoreURIError(f"cannot create store {path}: folder {path.parent} does not exist")
-    if not os.access(path.parent, os.W_OK):
-        raise errors.ReadOnlyStoreError(f"cannot create store {path}: folder {path.parent} is read-only")
-    return False
 
 
 @contextlib.contextmanager
@@ -267,70 +159,16 @@ def _fill(target: Any, values: Props, declared: Mapping[str, str] = {}) -> None:
         _set_value(target[key], value, declared.get(key, ""))
 
 
-class Store:
-    """An open MLMD store. Create with :func:`connect`; pass it in, never keep it global."""
+class MlmdStore(Store):
+    """A :class:`~cmfrun.store.Store` on ml-metadata's ``MetadataStore``."""
+
+    engine = "mlmd"
 
     def __init__(self, mlmd: Any, location: StoreLocation, *, read_only: bool = False):
+        super().__init__(location, read_only=read_only)
         self._mlmd = mlmd
-        self.location = location
-        self.read_only = read_only
         self._type_ids: Dict[Tuple[str, str], int] = {}
         self._type_names: Dict[Tuple[str, int], str] = {}
-        self._lock_depth = 0
-        self._lock_fh: Optional[object] = None
-
-    # -- locking ---------------------------------------------------------------------------
-    @property
-    def lock_path(self) -> Optional[Path]:
-        """The file whose flock serialises writers of a SQLite store (``None`` for servers)."""
-        if self.location.backend != "sqlite" or self.location.path is None:
-            return None
-        return self.location.path.with_name(self.location.path.name + ".lock")
-
-    @contextlib.contextmanager
-    def write_lock(self, timeout: float = LOCK_TIMEOUT_S, *, blocking: bool = True) -> Iterator[bool]:
-        """Hold the store's inter-process write lock (SQLite only; reentrant).
-
-        Yields ``True`` when held; with ``blocking=False`` yields ``False``
-        instead of waiting when another process holds it.
-        """
-        self._require_writable()
-        path = self.lock_path
-        if path is None or self._lock_depth:
-            self._lock_depth += 1
-            try:
-                yield True
-            finally:
-                self._lock_depth -= 1
-            return
-        fh = open(path, "a+b")
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                try:
-                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if not blocking:
-                        yield False
-                        return
-                    if time.monotonic() > deadline:
-                        raise errors.StoreUnavailableError(
-                            f"store {self.location} stayed locked by another writer for {timeout:.0f} s"
-                        ) from None
-                    time.sleep(0.02)
-            self._lock_depth = 1
-            try:
-                yield True
-            finally:
-                self._lock_depth = 0
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-        finally:
-            fh.close()
-
-    def _require_writable(self) -> None:
-        if self.read_only:
-            raise errors.ReadOnlyStoreError(f"store {self.location} is open read-only")
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
@@ -347,29 +185,6 @@ class Store:
                 if "readonly" in msg.lower() or "read-only" in msg.lower():
                     raise errors.ReadOnlyStoreError(f"store {self.location} is read-only: {msg}") from None
                 raise errors.StoreError(f"store {self.location}: write failed: {msg}") from None
-
-    # -- schema version ----------------------------------------------------------------------
-    def ensure_schema_version(self) -> int:
-        """Stamp (or read) cmfrun's schema version in the store; refuse a newer one."""
-        existing = self.context(schema.META_CONTEXT, "schema")
-        if existing is not None:
-            version = int(existing.properties.get("schema_version", 0))
-            if version > schema.STORE_SCHEMA_VERSION:
-                raise errors.StoreError(
-                    f"store {self.location} was written by a newer cmfrun (schema {version}); upgrade cmfrun"
-                )
-            return version
-        try:
-            self.put_context(
-                Context(
-                    schema.META_CONTEXT,
-                    "schema",
-                    properties={"schema_version": schema.STORE_SCHEMA_VERSION},
-                )
-            )
-        except mlmd_errors.AlreadyExistsError:
-            pass
-        return schema.STORE_SCHEMA_VERSION
 
     # -- types -------------------------------------------------------------------------------
     def ensure_type(self, kind: str, name: str, properties: Mapping[str, str]) -> int:
@@ -817,33 +632,4 @@ class Store:
         self._mlmd = None  # type: ignore[assignment]
 
 
-def type_external_id(kind: str, name: str) -> str:
-    """The unique external id cmfrun gives the types it creates."""
-    return f"cmfrun:{kind}:{name}"
-
-
-def is_already_exists(exc: BaseException) -> bool:
-    """Whether ``exc`` is MLMD's "a record with this type and name exists" error."""
-    return isinstance(exc, mlmd_errors.AlreadyExistsError)
-
-
-def _chunks(items: List[Any], size: int = _IN_CLAUSE_CHUNK) -> Iterator[List[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def with_id(record: Union[Artifact, Execution, Context], new_id: int):  # type: ignore[no-untyped-def]
-    """A copy of ``record`` carrying its stored id."""
-    return replace(record, id=new_id)
-
-
-__all__ = [
-    "DEFAULT_STORE_NAME",
-    "StoreLocation",
-    "Store",
-    "connect",
-    "default_store_path",
-    "parse_location",
-    "is_already_exists",
-    "with_id",
-]
+__all__ = ["MlmdStore", "connect"]

@@ -1,0 +1,821 @@
+"""The plain-SQL engine: MLMD's physical schema (version 10, as ml-metadata 1.17
+creates it) read and written with parameterised SQL, no ml-metadata needed.
+
+SQLite goes through the standard library's ``sqlite3``. A store made here opens
+in ml-metadata without migration and the other way round: the DDL, the
+pre-registered ``mlmd.*`` types, the enum numbers (type kinds, property data
+types, event types, execution states) and the property encoding
+(``is_custom_property``, one typed value column) are MLMD's own, checked
+against dumps of stores ml-metadata made (``tests/fixtures/mlmd_schema/``).
+Every write call is one transaction.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import time
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
+
+from cmfrun import errors, schema
+from cmfrun.records import Artifact, Context, Event, Execution, Link, Props, Value
+from cmfrun.store import AlreadyExistsError, Store, StoreLocation, check_sqlite_file, chunks, type_external_id
+from cmfrun.store.filterquery import compile_filter
+
+log = logging.getLogger(__name__)
+
+#: MLMD's ``MLMDEnv.schema_version`` for ml-metadata 1.15-1.17.
+MLMD_SCHEMA_VERSION = 10
+#: ``Type.type_kind``.
+TYPE_KIND = {"execution": 0, "artifact": 1, "context": 2}
+#: ``TypeProperty.data_type`` (MLMD's PropertyType enum).
+DATA_TYPE = {"INT": 1, "DOUBLE": 2, "STRING": 3}
+#: ``Event.type``.
+EVENT_TYPE = {
+    "UNKNOWN": 0,
+    "DECLARED_OUTPUT": 1,
+    "DECLARED_INPUT": 2,
+    "INPUT": 3,
+    "OUTPUT": 4,
+    "INTERNAL_INPUT": 5,
+    "INTERNAL_OUTPUT": 6,
+    "PENDING_OUTPUT": 7,
+}
+_EVENT_NAME = {v: k for k, v in EVENT_TYPE.items()}
+#: ``Execution.last_known_state``.
+EXECUTION_STATE = {"UNKNOWN": 0, "NEW": 1, "RUNNING": 2, "COMPLETE": 3, "FAILED": 4, "CACHED": 5, "CANCELED": 6}
+_STATE_NAME = {v: k for k, v in EXECUTION_STATE.items()}
+#: The simple types ml-metadata registers in every new store, in its order (name, kind).
+SIMPLE_TYPES = (
+    ("mlmd.Dataset", 1),
+    ("mlmd.Model", 1),
+    ("mlmd.Metrics", 1),
+    ("mlmd.Statistics", 1),
+    ("mlmd.Train", 0),
+    ("mlmd.Transform", 0),
+    ("mlmd.Process", 0),
+    ("mlmd.Evaluate", 0),
+    ("mlmd.Deploy", 0),
+)
+#: MLMD keeps int_value in a 32-bit column on PostgreSQL and MySQL.
+_INT32 = (-(2**31), 2**31 - 1)
+_FEW = 20
+
+#: ml-metadata 1.17's SQLite DDL, statement for statement (``sqlite3 mlmd .schema``).
+SQLITE_DDL = (
+    "CREATE TABLE IF NOT EXISTS `Type` (    `id` INTEGER PRIMARY KEY AUTOINCREMENT,    `name` VARCHAR(255) NOT NULL,    `version` VARCHAR(255),    `type_kind` TINYINT(1) NOT NULL,    `description` TEXT,    `input_type` TEXT,    `output_type` TEXT,    `external_id` VARCHAR(255) UNIQUE )",
+    "CREATE TABLE IF NOT EXISTS `TypeProperty` (    `type_id` INT NOT NULL,    `name` VARCHAR(255) NOT NULL,    `data_type` INT NULL,  PRIMARY KEY (`type_id`, `name`))",
+    "CREATE TABLE IF NOT EXISTS `ParentType` (    `type_id` INT NOT NULL,    `parent_type_id` INT NOT NULL,  PRIMARY KEY (`type_id`, `parent_type_id`))",
+    "CREATE TABLE IF NOT EXISTS `Artifact` (    `id` INTEGER PRIMARY KEY AUTOINCREMENT,    `type_id` INT NOT NULL,    `uri` TEXT,    `state` INT,    `name` VARCHAR(255),    `external_id` VARCHAR(255) UNIQUE,    `create_time_since_epoch` INT NOT NULL DEFAULT 0,    `last_update_time_since_epoch` INT NOT NULL DEFAULT 0,    UNIQUE(`type_id`, `name`)  )",
+    "CREATE TABLE IF NOT EXISTS `ArtifactProperty` (    `artifact_id` INT NOT NULL,    `name` VARCHAR(255) NOT NULL,    `is_custom_property` TINYINT(1) NOT NULL,    `int_value` INT,    `double_value` DOUBLE,    `string_value` TEXT,    `byte_value` BLOB,    `proto_value` BLOB,    `bool_value` BOOLEAN,  PRIMARY KEY (`artifact_id`, `name`, `is_custom_property`))",
+    "CREATE TABLE IF NOT EXISTS `Execution` (    `id` INTEGER PRIMARY KEY AUTOINCREMENT,    `type_id` INT NOT NULL,    `last_known_state` INT,    `name` VARCHAR(255),    `external_id` VARCHAR(255) UNIQUE,    `create_time_since_epoch` INT NOT NULL DEFAULT 0,    `last_update_time_since_epoch` INT NOT NULL DEFAULT 0,    UNIQUE(`type_id`, `name`)  )",
+    "CREATE TABLE IF NOT EXISTS `ExecutionProperty` (    `execution_id` INT NOT NULL,    `name` VARCHAR(255) NOT NULL,    `is_custom_property` TINYINT(1) NOT NULL,    `int_value` INT,    `double_value` DOUBLE,    `string_value` TEXT,    `byte_value` BLOB,    `proto_value` BLOB,    `bool_value` BOOLEAN,  PRIMARY KEY (`execution_id`, `name`, `is_custom_property`))",
+    "CREATE TABLE IF NOT EXISTS `Event` (    `id` INTEGER PRIMARY KEY AUTOINCREMENT,    `artifact_id` INT NOT NULL,    `execution_id` INT NOT NULL,    `type` INT NOT NULL,    `milliseconds_since_epoch` INT,    UNIQUE(`artifact_id`, `execution_id`, `type`)  )",
+    "CREATE TABLE IF NOT EXISTS `EventPath` (    `event_id` INT NOT NULL,    `is_index_step` TINYINT(1) NOT NULL,    `step_index` INT,    `step_key` TEXT  )",
+    "CREATE TABLE IF NOT EXISTS `MLMDEnv` (    `schema_version` INTEGER PRIMARY KEY  )",
+    "CREATE TABLE IF NOT EXISTS `Context` (    `id` INTEGER PRIMARY KEY AUTOINCREMENT,    `type_id` INT NOT NULL,    `name` VARCHAR(255) NOT NULL,    `external_id` VARCHAR(255) UNIQUE,    `create_time_since_epoch` INT NOT NULL DEFAULT 0,    `last_update_time_since_epoch` INT NOT NULL DEFAULT 0,    UNIQUE(`type_id`, `name`)  )",
+    "CREATE TABLE IF NOT EXISTS `ContextProperty` (    `context_id` INT NOT NULL,    `name` VARCHAR(255) NOT NULL,    `is_custom_property` TINYINT(1) NOT NULL,    `int_value` INT,    `double_value` DOUBLE,    `string_value` TEXT,    `byte_value` BLOB,    `proto_value` BLOB,    `bool_value` BOOLEAN,  PRIMARY KEY (`context_id`, `name`, `is_custom_property`))",
+    "CREATE TABLE IF NOT EXISTS `ParentContext` (    `context_id` INT NOT NULL,    `parent_context_id` INT NOT NULL,  PRIMARY KEY (`context_id`, `parent_context_id`))",
+    "CREATE TABLE IF NOT EXISTS `Association` (    `id` INTEGER PRIMARY KEY AUTOINCREMENT,    `context_id` INT NOT NULL,    `execution_id` INT NOT NULL,    UNIQUE(`context_id`, `execution_id`)  )",
+    "CREATE TABLE IF NOT EXISTS `Attribution` (    `id` INTEGER PRIMARY KEY AUTOINCREMENT,    `context_id` INT NOT NULL,    `artifact_id` INT NOT NULL,    UNIQUE(`context_id`, `artifact_id`)  )",
+    "CREATE INDEX IF NOT EXISTS `idx_artifact_uri`  ON `Artifact`(`uri`)",
+    "CREATE INDEX IF NOT EXISTS `idx_artifact_create_time_since_epoch`  ON `Artifact`(`create_time_since_epoch`)",
+    "CREATE INDEX IF NOT EXISTS `idx_artifact_last_update_time_since_epoch`  ON `Artifact`(`last_update_time_since_epoch`)",
+    "CREATE INDEX IF NOT EXISTS `idx_event_execution_id`  ON `Event`(`execution_id`)",
+    "CREATE INDEX IF NOT EXISTS `idx_parentcontext_parent_context_id`  ON `ParentContext`(`parent_context_id`)",
+    "CREATE INDEX IF NOT EXISTS `idx_type_name`  ON `Type`(`name`)",
+    "CREATE INDEX IF NOT EXISTS `idx_execution_create_time_since_epoch`  ON `Execution`(`create_time_since_epoch`)",
+    "CREATE INDEX IF NOT EXISTS `idx_execution_last_update_time_since_epoch`  ON `Execution`(`last_update_time_since_epoch`)",
+    "CREATE INDEX IF NOT EXISTS `idx_context_create_time_since_epoch`  ON `Context`(`create_time_since_epoch`)",
+    "CREATE INDEX IF NOT EXISTS `idx_context_last_update_time_since_epoch`  ON `Context`(`last_update_time_since_epoch`)",
+    "CREATE INDEX IF NOT EXISTS `idx_eventpath_event_id`  ON `EventPath`(`event_id`)",
+    "CREATE INDEX IF NOT EXISTS `idx_artifact_property_int`  ON `ArtifactProperty`(`name`, `is_custom_property`, `int_value`)  WHERE `int_value` IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS `idx_artifact_property_double`  ON `ArtifactProperty`(`name`, `is_custom_property`, `double_value`)  WHERE `double_value` IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS `idx_artifact_property_string`  ON `ArtifactProperty`(`name`, `is_custom_property`, `string_value`)  WHERE `string_value` IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS `idx_execution_property_int`  ON `ExecutionProperty`(`name`, `is_custom_property`, `int_value`)  WHERE `int_value` IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS `idx_execution_property_double`  ON `ExecutionProperty`(`name`, `is_custom_property`, `double_value`)  WHERE `double_value` IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS `idx_execution_property_string`  ON `ExecutionProperty`(`name`, `is_custom_property`, `string_value`)  WHERE `string_value` IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS `idx_context_property_int`  ON `ContextProperty`(`name`, `is_custom_property`, `int_value`)  WHERE `int_value` IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS `idx_context_property_double`  ON `ContextProperty`(`name`, `is_custom_property`, `double_value`)  WHERE `double_value` IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS `idx_context_property_string`  ON `ContextProperty`(`name`, `is_custom_property`, `string_value`)  WHERE `string_value` IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS `idx_type_external_id`  ON `Type`(`external_id`)",
+    "CREATE INDEX IF NOT EXISTS `idx_artifact_external_id`  ON `Artifact`(`external_id`)",
+    "CREATE INDEX IF NOT EXISTS `idx_execution_external_id`  ON `Execution`(`external_id`)",
+    "CREATE INDEX IF NOT EXISTS `idx_context_external_id`  ON `Context`(`external_id`)",
+)
+
+#: Per node kind: (table, property table, id column of the property table, link table to contexts).
+_NODE = {
+    "artifact": ("Artifact", "ArtifactProperty", "artifact_id", "Attribution"),
+    "execution": ("Execution", "ExecutionProperty", "execution_id", "Association"),
+    "context": ("Context", "ContextProperty", "context_id", ""),
+}
+_PROP_COLS = "`name`, `is_custom_property`, `int_value`, `double_value`, `string_value`, `bool_value`"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def connect(loc: StoreLocation, *, create: bool = True, read_only: bool = False) -> "SqlStore":
+    """Open the store at ``loc`` with plain SQL (see :func:`cmfrun.store.connect`)."""
+    if loc.backend != "sqlite":
+        raise errors.StoreUnavailableError(
+            f"the sql engine does not support {loc.backend} stores yet: use engine 'mlmd' (CMFRUN_ENGINE=mlmd) for {loc}"
+        )
+    assert loc.path is not None
+    read_only = check_sqlite_file(loc.path, create=create, read_only=read_only)
+    try:
+        if read_only:
+            conn = sqlite3.connect(loc.path.as_uri() + "?mode=ro", uri=True, isolation_level=None, timeout=30)
+        else:
+            conn = sqlite3.connect(str(loc.path), isolation_level=None, timeout=30)
+        store = SqlStore(conn, loc, read_only=read_only)
+        store.prepare_schema()
+    except sqlite3.DatabaseError as exc:
+        raise errors.CorruptStoreError(f"cannot open store {loc}: {exc}") from None
+    if not read_only:
+        store.ensure_schema_version()
+    return store
+
+
+def _value_columns(value: Value, kind: str = "") -> Tuple[Optional[int], Optional[float], Optional[str]]:
+    """(int, double, string) columns for ``value``; a declared ``kind`` wins. Undeclared ints
+    beyond 32 bits become doubles (exact to 2**53), as the mlmd engine stores them."""
+    if kind == "DOUBLE" and isinstance(value, (int, float)):
+        return None, float(value), None
+    if kind == "INT" and isinstance(value, (int, float)):
+        return int(value), None, None
+    if kind == "STRING":
+        return None, None, str(value)
+    if isinstance(value, bool):
+        return int(value), None, None
+    if isinstance(value, int):
+        if _INT32[0] <= value <= _INT32[1]:
+            return value, None, None
+        return None, float(value), None
+    if isinstance(value, float):
+        return None, value, None
+    return None, None, str(value)
+
+
+def _prop_rows(node_id: int, props: Props, custom: Props, declared: Mapping[str, str]) -> List[Tuple[Any, ...]]:
+    rows: List[Tuple[Any, ...]] = []
+    for is_custom, values in ((0, props), (1, custom)):
+        for key, value in values.items():
+            if value is None:
+                continue
+            i, d, s = _value_columns(value, "" if is_custom else declared.get(key, ""))
+            rows.append((node_id, key, is_custom, i, d, s, None))
+    return rows
+
+
+def _read_value(row: Sequence[Any]) -> Value:
+    i, d, s, b = row
+    if i is not None:
+        return int(i)
+    if d is not None:
+        return float(d)
+    if s is not None:
+        return str(s)
+    if b is not None:
+        return int(b)
+    return ""
+
+
+class SqlStore(Store):
+    """A :class:`~cmfrun.store.Store` writing MLMD's tables with plain SQL."""
+
+    engine = "sql"
+
+    def __init__(self, conn: sqlite3.Connection, location: StoreLocation, *, read_only: bool = False):
+        super().__init__(location, read_only=read_only)
+        self._conn: Any = conn
+        self._in_tx = False
+        self._type_ids: Dict[Tuple[str, str], int] = {}
+        self._type_names: Dict[Tuple[str, int], str] = {}
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def _q(self, sql: str, params: Sequence[Any] = ()) -> List[Tuple[Any, ...]]:
+        return list(self._conn.execute(sql, tuple(params)).fetchall())
+
+    def _exec(self, sql: str, params: Sequence[Any] = ()) -> int:
+        cur = self._conn.execute(sql, tuple(params))
+        return int(cur.lastrowid or 0)
+
+    def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._conn.executemany(sql, [tuple(r) for r in rows])
+
+    def prepare_schema(self) -> None:
+        """Create MLMD's tables in an empty store; check the schema version of an existing one."""
+        tables = {r[0] for r in self._q("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "MLMDEnv" in tables:
+            rows = self._q("SELECT schema_version FROM `MLMDEnv`")
+            version = max((int(r[0]) for r in rows), default=0)
+            if version > MLMD_SCHEMA_VERSION:
+                raise errors.StoreError(
+                    f"store {self.location} has MLMD schema version {version}, newer than this cmfrun knows "
+                    f"({MLMD_SCHEMA_VERSION}): upgrade cmfrun"
+                )
+            if version < MLMD_SCHEMA_VERSION:
+                raise errors.StoreError(
+                    f"store {self.location} has the old MLMD schema version {version}: open it once with "
+                    f"ml-metadata >= 1.15 to migrate it (this engine needs version {MLMD_SCHEMA_VERSION})"
+                )
+            return
+        if tables - {"sqlite_sequence"}:
+            raise errors.CorruptStoreError(f"store {self.location} is a SQLite file but not an MLMD store")
+        if self.read_only:
+            raise errors.CorruptStoreError(f"store {self.location} is an empty file, not an MLMD store")
+        with self.write_lock(), self._tx():
+            for stmt in SQLITE_DDL:
+                self._exec(stmt)
+            self._exec("INSERT INTO `MLMDEnv` (`schema_version`) VALUES (?)", (MLMD_SCHEMA_VERSION,))
+            self._many("INSERT INTO `Type` (`name`, `type_kind`) VALUES (?, ?)", SIMPLE_TYPES)
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[None]:
+        if self._in_tx:
+            yield
+            return
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise self._translate(exc) from None
+        self._in_tx = True
+        try:
+            yield
+        except BaseException as exc:
+            self._in_tx = False
+            self._conn.execute("ROLLBACK")
+            self._forget_types()  # a type created in the rolled-back transaction is gone
+            if isinstance(exc, sqlite3.Error):
+                raise self._translate(exc) from None
+            raise
+        else:
+            self._in_tx = False
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                raise self._translate(exc) from None
+
+    def _forget_types(self) -> None:
+        self._type_ids.clear()
+        self._type_names.clear()
+
+    def _translate(self, exc: BaseException) -> Exception:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in msg:
+            return AlreadyExistsError(f"store {self.location}: {msg}")
+        low = msg.lower()
+        if "readonly" in low or "read-only" in low:
+            return errors.ReadOnlyStoreError(f"store {self.location} is read-only: {msg}")
+        if "locked" in low or "busy" in low:
+            return errors.StoreUnavailableError(f"store {self.location} is locked: {msg}")
+        return errors.StoreError(f"store {self.location}: write failed: {msg}")
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        with self.write_lock(), self._tx():
+            yield
+
+    # -- types -------------------------------------------------------------------------------
+    def _find_type(self, kind: str, name: str) -> Optional[Tuple[int, Dict[str, int]]]:
+        rows = self._q(
+            "SELECT `id` FROM `Type` WHERE `name` = ? AND `type_kind` = ? AND `version` IS NULL ORDER BY `id` LIMIT 1",
+            (name, TYPE_KIND[kind]),
+        )
+        if not rows:
+            return None
+        tid = int(rows[0][0])
+        props = {str(n): int(d) for n, d in self._q("SELECT `name`, `data_type` FROM `TypeProperty` WHERE `type_id` = ?", (tid,))}
+        return tid, props
+
+    def _put_type(self, kind: str, name: str, properties: Mapping[str, str]) -> int:
+        found = self._find_type(kind, name)
+        if found is None:
+            tid = self._exec(
+                "INSERT INTO `Type` (`name`, `type_kind`, `external_id`) VALUES (?, ?, ?)",
+                (name, TYPE_KIND[kind], type_external_id(kind, name)),
+            )
+            have: Dict[str, int] = {}
+        else:
+            tid, have = found
+        for prop, pkind in properties.items():
+            if prop in have:
+                if have[prop] != DATA_TYPE[pkind]:
+                    raise errors.StoreError(
+                        f"store {self.location}: type {name!r} has property {prop!r} of another data type"
+                    )
+                continue
+            self._exec("INSERT INTO `TypeProperty` (`type_id`, `name`, `data_type`) VALUES (?, ?, ?)", (tid, prop, DATA_TYPE[pkind]))
+        return tid
+
+    def ensure_type(self, kind: str, name: str, properties: Mapping[str, str]) -> int:
+        """Get or create an ``artifact``/``execution``/``context`` type with at least ``properties``."""
+        key = (kind, name)
+        if key in self._type_ids:
+            return self._type_ids[key]
+        found = self._find_type(kind, name)
+        if found is not None and all(p in found[1] for p in properties):
+            type_id = found[0]
+        else:
+            if self.read_only:
+                raise errors.ReadOnlyStoreError(f"store {self.location} is open read-only")
+            with self._writing():
+                type_id = self._put_type(kind, name, properties)
+        self._type_ids[key] = type_id
+        self._type_names[(kind, type_id)] = name
+        return type_id
+
+    def ensure_execution_types(self, names: Iterable[str]) -> None:
+        """Register many execution types (CMF properties) at once, in one transaction."""
+        wanted = [n for n in dict.fromkeys(names) if ("execution", n) not in self._type_ids]
+        if not wanted:
+            return
+        props = schema.EXECUTION_PROPERTIES
+        existing = {n: self._find_type("execution", n) for n in wanted}
+        missing = [n for n, f in existing.items() if f is None or not all(p in f[1] for p in props)]
+        if missing:
+            self._require_writable()
+            with self._writing():
+                for n in missing:
+                    existing[n] = (self._put_type("execution", n, props), {})
+        for n in wanted:
+            found = existing[n]
+            assert found is not None
+            self._type_ids[("execution", n)] = found[0]
+            self._type_names[("execution", found[0])] = n
+
+    def _type_name(self, kind: str, type_id: int) -> str:
+        key = (kind, type_id)
+        if key not in self._type_names:
+            for tid, name in self._q("SELECT `id`, `name` FROM `Type` WHERE `type_kind` = ?", (TYPE_KIND[kind],)):
+                self._type_names[(kind, int(tid))] = str(name)
+        return self._type_names.get(key, "")
+
+    def type_names(self, kind: str) -> List[str]:
+        """Names of all ``artifact``/``execution``/``context`` types in the store."""
+        return [str(r[0]) for r in self._q("SELECT `name` FROM `Type` WHERE `type_kind` = ? ORDER BY `id`", (TYPE_KIND[kind],))]
+
+    def _type_id_of(self, kind: str, name: str) -> Optional[int]:
+        found = self._find_type(kind, name)
+        return found[0] if found else None
+
+    # -- node reads --------------------------------------------------------------------------
+    def _props_of(self, kind: str, ids: Sequence[int]) -> Dict[int, Tuple[Dict[str, Value], Dict[str, Value]]]:
+        _, ptable, idcol, _ = _NODE[kind]
+        out: Dict[int, Tuple[Dict[str, Value], Dict[str, Value]]] = {i: ({}, {}) for i in ids}
+        for chunk in chunks(list(ids)):
+            marks = ",".join("?" * len(chunk))
+            for row in self._q(
+                f"SELECT `{idcol}`, `name`, `is_custom_property`, `int_value`, `double_value`, `string_value`, `bool_value` "
+                f"FROM `{ptable}` WHERE `{idcol}` IN ({marks})",
+                chunk,
+            ):
+                props, custom = out[int(row[0])]
+                (custom if row[2] else props)[str(row[1])] = _read_value(row[3:7])
+        return out
+
+    def _contexts(self, where: str, params: Sequence[Any] = (), order: str = "c.`id`") -> List[Context]:
+        rows = self._q(
+            "SELECT c.`id`, c.`type_id`, c.`name`, c.`create_time_since_epoch`, c.`last_update_time_since_epoch` "
+            f"FROM `Context` c {where} ORDER BY {order}",
+            params,
+        )
+        props = self._props_of("context", [int(r[0]) for r in rows])
+        return [
+            Context(
+                type=self._type_name("context", int(r[1])),
+                name=str(r[2]),
+                properties=props[int(r[0])][0],
+                custom=props[int(r[0])][1],
+                id=int(r[0]),
+                create_ms=int(r[3]),
+                update_ms=int(r[4]),
+            )
+            for r in rows
+        ]
+
+    def _artifacts(self, where: str, params: Sequence[Any] = (), order: str = "a.`id`", distinct: bool = False) -> List[Artifact]:
+        rows = self._q(
+            f"SELECT {'DISTINCT ' if distinct else ''}a.`id`, a.`type_id`, a.`name`, a.`uri`, a.`create_time_since_epoch`, "
+            f"a.`last_update_time_since_epoch` FROM `Artifact` a {where} ORDER BY {order}",
+            params,
+        )
+        props = self._props_of("artifact", [int(r[0]) for r in rows])
+        return [
+            Artifact(
+                type=self._type_name("artifact", int(r[1])),
+                name=str(r[2] or ""),
+                uri=str(r[3] or ""),
+                properties=props[int(r[0])][0],
+                custom=props[int(r[0])][1],
+                id=int(r[0]),
+                create_ms=int(r[4]),
+                update_ms=int(r[5]),
+            )
+            for r in rows
+        ]
+
+    def _executions(self, where: str, params: Sequence[Any] = (), order: str = "e.`id`", distinct: bool = False) -> List[Execution]:
+        rows = self._q(
+            f"SELECT {'DISTINCT ' if distinct else ''}e.`id`, e.`type_id`, e.`name`, e.`last_known_state`, "
+            f"e.`create_time_since_epoch`, e.`last_update_time_since_epoch` FROM `Execution` e {where} ORDER BY {order}",
+            params,
+        )
+        props = self._props_of("execution", [int(r[0]) for r in rows])
+        return [
+            Execution(
+                type=self._type_name("execution", int(r[1])),
+                name=str(r[2] or ""),
+                properties=props[int(r[0])][0],
+                custom=props[int(r[0])][1],
+                state=_STATE_NAME.get(int(r[3] or 0), "UNKNOWN"),
+                id=int(r[0]),
+                create_ms=int(r[4]),
+                update_ms=int(r[5]),
+            )
+            for r in rows
+        ]
+
+    def _by_ids(self, kind: str, ids: Iterable[int]) -> List[Any]:
+        out: List[Any] = []
+        alias = kind[0]
+        for chunk in chunks(sorted({int(i) for i in ids})):
+            where = f"WHERE {alias}.`id` IN ({','.join('?' * len(chunk))})"
+            readers: Dict[str, Callable[..., List[Any]]] = {
+                "artifact": self._artifacts,
+                "execution": self._executions,
+                "context": self._contexts,
+            }
+            reader = readers[kind]
+            out.extend(reader(where, chunk))
+        return out
+
+    # -- reads: contexts ---------------------------------------------------------------------
+    def contexts_by_type(self, type_name: str) -> List[Context]:
+        """All contexts of one type (``Parent_Context`` = pipelines)."""
+        tid = self._type_id_of("context", type_name)
+        return [] if tid is None else self._contexts("WHERE c.`type_id` = ?", (tid,))
+
+    def context(self, type_name: str, name: str) -> Optional[Context]:
+        """The context of this type and name, or ``None``."""
+        tid = self._type_id_of("context", type_name)
+        if tid is None:
+            return None
+        found = self._contexts("WHERE c.`type_id` = ? AND c.`name` = ?", (tid, name))
+        return found[0] if found else None
+
+    def contexts_by_id(self, ids: Iterable[int]) -> List[Context]:
+        """Contexts by id (missing ids are skipped)."""
+        return list(self._by_ids("context", ids))
+
+    def parent_contexts(self, context_id: int) -> List[Context]:
+        """Parents of a context (a stage's pipeline)."""
+        return self._contexts(
+            "JOIN `ParentContext` p ON p.`parent_context_id` = c.`id` WHERE p.`context_id` = ?", (context_id,)
+        )
+
+    def child_contexts(self, context_id: int) -> List[Context]:
+        """Children of a context (a pipeline's stages)."""
+        return self._contexts("JOIN `ParentContext` p ON p.`context_id` = c.`id` WHERE p.`parent_context_id` = ?", (context_id,))
+
+    def contexts_by_execution(self, execution_id: int) -> List[Context]:
+        """Contexts an execution is associated with."""
+        return self._contexts("JOIN `Association` x ON x.`context_id` = c.`id` WHERE x.`execution_id` = ?", (execution_id,))
+
+    def contexts_by_artifact(self, artifact_id: int) -> List[Context]:
+        """Contexts an artifact is attributed to."""
+        return self._contexts("JOIN `Attribution` x ON x.`context_id` = c.`id` WHERE x.`artifact_id` = ?", (artifact_id,))
+
+    # -- reads: executions -------------------------------------------------------------------
+    def executions_by_id(self, ids: Iterable[int]) -> List[Execution]:
+        """Executions by id, batched."""
+        return list(self._by_ids("execution", ids))
+
+    def executions_by_context(self, context_id: int) -> List[Execution]:
+        """Executions associated with a context, oldest first."""
+        return self._executions("JOIN `Association` x ON x.`execution_id` = e.`id` WHERE x.`context_id` = ?", (context_id,))
+
+    def executions_by_type(self, type_name: str) -> List[Execution]:
+        """All executions of one type."""
+        tid = self._type_id_of("execution", type_name)
+        return [] if tid is None else self._executions("WHERE e.`type_id` = ?", (tid,))
+
+    def execution_by_type_and_name(self, type_name: str, name: str) -> Optional[Execution]:
+        """The execution of this type and (non-empty) name, or ``None``."""
+        tid = self._type_id_of("execution", type_name)
+        if tid is None or not name:
+            return None
+        found = self._executions("WHERE e.`type_id` = ? AND e.`name` = ?", (tid, name))
+        return found[0] if found else None
+
+    def executions(self, filter_query: str = "") -> List[Execution]:
+        """All executions, optionally narrowed by an MLMD filter query (the forms cmfrun uses)."""
+        if not filter_query:
+            return self._executions("")
+        join, where, params = compile_filter(filter_query, "execution", "e")
+        return self._executions(f"{join} WHERE {where}", params, distinct=bool(join))
+
+    def newest_executions(self, filter_query: str = "", limit: int = 100) -> List[Execution]:
+        """The ``limit`` newest executions (highest ids first) matching an MLMD filter query."""
+        if filter_query:
+            join, where, params = compile_filter(filter_query, "execution", "e")
+            return self._executions(f"{join} WHERE {where}", params, order=f"e.`id` DESC LIMIT {int(limit)}", distinct=bool(join))
+        return self._executions("", order=f"e.`id` DESC LIMIT {int(limit)}")
+
+    # -- reads: artifacts --------------------------------------------------------------------
+    def artifacts_by_id(self, ids: Iterable[int]) -> List[Artifact]:
+        """Artifacts by id, batched."""
+        return list(self._by_ids("artifact", ids))
+
+    def artifacts_by_uri(self, uris: Iterable[str]) -> List[Artifact]:
+        """Artifacts whose uri (content hash) is in ``uris``, ordered by id."""
+        out: List[Artifact] = []
+        for chunk in chunks(sorted(set(uris))):
+            out.extend(self._artifacts(f"WHERE a.`uri` IN ({','.join('?' * len(chunk))})", chunk))
+        return sorted(out, key=lambda a: a.id or 0)
+
+    def artifact_by_type_and_name(self, type_name: str, name: str) -> Optional[Artifact]:
+        """The artifact of this type and name, or ``None``."""
+        tid = self._type_id_of("artifact", type_name)
+        if tid is None:
+            return None
+        found = self._artifacts("WHERE a.`type_id` = ? AND a.`name` = ?", (tid, name))
+        return found[0] if found else None
+
+    def artifacts_by_context(self, context_id: int) -> List[Artifact]:
+        """Artifacts attributed to a context."""
+        return self._artifacts("JOIN `Attribution` x ON x.`artifact_id` = a.`id` WHERE x.`context_id` = ?", (context_id,))
+
+    def artifacts_by_type(self, type_name: str) -> List[Artifact]:
+        """All artifacts of one type."""
+        tid = self._type_id_of("artifact", type_name)
+        return [] if tid is None else self._artifacts("WHERE a.`type_id` = ?", (tid,))
+
+    def artifacts(self, filter_query: str = "") -> List[Artifact]:
+        """All artifacts, optionally narrowed by an MLMD filter query (the forms cmfrun uses)."""
+        if not filter_query:
+            return self._artifacts("")
+        join, where, params = compile_filter(filter_query, "artifact", "a")
+        return self._artifacts(f"{join} WHERE {where}", params, distinct=bool(join))
+
+    # -- reads: events -----------------------------------------------------------------------
+    def _events(self, column: str, ids: Iterable[int]) -> List[Event]:
+        out: List[Event] = []
+        for chunk in chunks(sorted({int(i) for i in ids})):
+            rows = self._q(
+                "SELECT v.`id`, v.`artifact_id`, v.`execution_id`, v.`type`, v.`milliseconds_since_epoch` FROM `Event` v "
+                f"WHERE v.`{column}` IN ({','.join('?' * len(chunk))}) ORDER BY v.`id`",
+                chunk,
+            )
+            paths: Dict[int, List[str]] = {}
+            for sub in chunks([int(r[0]) for r in rows]):
+                for eid, key in self._q(
+                    "SELECT `event_id`, `step_key` FROM `EventPath` WHERE `is_index_step` = 0 AND "
+                    f"`event_id` IN ({','.join('?' * len(sub))})",
+                    sub,
+                ):
+                    paths.setdefault(int(eid), []).append(str(key))
+            out.extend(
+                Event(
+                    artifact_id=int(r[1]),
+                    execution_id=int(r[2]),
+                    kind=_EVENT_NAME.get(int(r[3]), "UNKNOWN"),
+                    path=tuple(paths.get(int(r[0]), ())),
+                    ms=int(r[4] or 0),
+                )
+                for r in rows
+            )
+        return out
+
+    def events_by_execution(self, ids: Iterable[int]) -> List[Event]:
+        """Events of these executions, batched."""
+        return self._events("execution_id", ids)
+
+    def events_by_artifact(self, ids: Iterable[int]) -> List[Event]:
+        """Events of these artifacts, batched."""
+        return self._events("artifact_id", ids)
+
+    # -- node writes (inside a transaction) --------------------------------------------------
+    def _write_props(self, kind: str, node_id: int, props: Props, custom: Props, declared: Mapping[str, str]) -> None:
+        _, ptable, idcol, _ = _NODE[kind]
+        self._exec(f"DELETE FROM `{ptable}` WHERE `{idcol}` = ?", (node_id,))
+        self._many(
+            f"INSERT INTO `{ptable}` (`{idcol}`, {_PROP_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            _prop_rows(node_id, props, custom, declared),
+        )
+
+    def _current_props(self, kind: str, node_id: int) -> Tuple[Dict[str, Value], Dict[str, Value]]:
+        return self._props_of(kind, [node_id])[node_id]
+
+    @staticmethod
+    def _stored(props: Props) -> Dict[str, Value]:
+        return {k: v for k, v in props.items() if v is not None}
+
+    def _write_artifact(self, a: Artifact, now: int) -> int:
+        declared = schema.ARTIFACT_PROPERTIES.get(a.type, {})
+        tid = self.ensure_type("artifact", a.type, declared)
+        if a.id is None:
+            aid = self._exec(
+                "INSERT INTO `Artifact` (`type_id`, `uri`, `name`, `create_time_since_epoch`, `last_update_time_since_epoch`) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (tid, a.uri, a.name or None, now, now),
+            )
+            self._write_props("artifact", aid, a.properties, a.custom, declared)
+            return aid
+        old = self._q("SELECT `uri`, `name`, `type_id` FROM `Artifact` WHERE `id` = ?", (a.id,))
+        if not old:
+            raise errors.StoreError(f"store {self.location}: no artifact with id {a.id} to update")
+        if (old[0][0] or "", old[0][1] or "", int(old[0][2])) == (a.uri, a.name, tid) and self._current_props(
+            "artifact", a.id
+        ) == self._roundtrip(a.properties, a.custom, declared):
+            return a.id  # unchanged: MLMD leaves last_update_time alone too
+        self._exec(
+            "UPDATE `Artifact` SET `uri` = ?, `name` = ?, `last_update_time_since_epoch` = ? WHERE `id` = ?",
+            (a.uri, a.name or None, now, a.id),
+        )
+        self._write_props("artifact", a.id, a.properties, a.custom, declared)
+        return a.id
+
+    def _write_execution(self, e: Execution, now: int) -> int:
+        declared = schema.EXECUTION_PROPERTIES
+        tid = self.ensure_type("execution", e.type, declared)
+        state = EXECUTION_STATE[e.state]
+        if e.id is None:
+            eid = self._exec(
+                "INSERT INTO `Execution` (`type_id`, `last_known_state`, `name`, `create_time_since_epoch`, "
+                "`last_update_time_since_epoch`) VALUES (?, ?, ?, ?, ?)",
+                (tid, state, e.name or None, now, now),
+            )
+            self._write_props("execution", eid, e.properties, e.custom, declared)
+            return eid
+        old = self._q("SELECT `last_known_state`, `name`, `type_id` FROM `Execution` WHERE `id` = ?", (e.id,))
+        if not old:
+            raise errors.StoreError(f"store {self.location}: no execution with id {e.id} to update")
+        if (int(old[0][0] or 0), old[0][1] or "", int(old[0][2])) == (state, e.name, tid) and self._current_props(
+            "execution", e.id
+        ) == self._roundtrip(e.properties, e.custom, declared):
+            return e.id
+        self._exec(
+            "UPDATE `Execution` SET `last_known_state` = ?, `name` = ?, `last_update_time_since_epoch` = ? WHERE `id` = ?",
+            (state, e.name or None, now, e.id),
+        )
+        self._write_props("execution", e.id, e.properties, e.custom, declared)
+        return e.id
+
+    def _write_context(self, c: Context, now: int) -> int:
+        declared = schema.CONTEXT_PROPERTIES.get(c.type, {})
+        tid = self.ensure_type("context", c.type, declared)
+        if c.id is None:
+            cid = self._exec(
+                "INSERT INTO `Context` (`type_id`, `name`, `create_time_since_epoch`, `last_update_time_since_epoch`) "
+                "VALUES (?, ?, ?, ?)",
+                (tid, c.name, now, now),
+            )
+            self._write_props("context", cid, c.properties, c.custom, declared)
+            return cid
+        old = self._q("SELECT `name` FROM `Context` WHERE `id` = ?", (c.id,))
+        if not old:
+            raise errors.StoreError(f"store {self.location}: no context with id {c.id} to update")
+        if old[0][0] == c.name and self._current_props("context", c.id) == self._roundtrip(c.properties, c.custom, declared):
+            return c.id
+        self._exec("UPDATE `Context` SET `name` = ?, `last_update_time_since_epoch` = ? WHERE `id` = ?", (c.name, now, c.id))
+        self._write_props("context", c.id, c.properties, c.custom, declared)
+        return c.id
+
+    @staticmethod
+    def _roundtrip(props: Props, custom: Props, declared: Mapping[str, str]) -> Tuple[Dict[str, Value], Dict[str, Value]]:
+        """What reading back ``props``/``custom`` would give (to spot no-op updates)."""
+        out: Tuple[Dict[str, Value], Dict[str, Value]] = ({}, {})
+        for row in _prop_rows(0, props, custom, declared):
+            out[row[2]][row[1]] = _read_value((row[3], row[4], row[5], None))
+        return out
+
+    def _write_event(self, execution_id: int, artifact_id: int, kind: str, path_key: Optional[str], now: int) -> None:
+        ev = self._exec(
+            "INSERT INTO `Event` (`artifact_id`, `execution_id`, `type`, `milliseconds_since_epoch`) VALUES (?, ?, ?, ?)",
+            (artifact_id, execution_id, EVENT_TYPE[kind], now),
+        )
+        if path_key:
+            self._exec(
+                "INSERT INTO `EventPath` (`event_id`, `is_index_step`, `step_index`, `step_key`) VALUES (?, 0, NULL, ?)",
+                (ev, path_key),
+            )
+
+    def _link_rows(self, associations: Iterable[Tuple[int, int]], attributions: Iterable[Tuple[int, int]]) -> None:
+        # Existing links are kept, as MLMD's PutAttributionsAndAssociations does.
+        self._many("INSERT OR IGNORE INTO `Association` (`context_id`, `execution_id`) VALUES (?, ?)", list(dict.fromkeys(associations)))
+        self._many("INSERT OR IGNORE INTO `Attribution` (`context_id`, `artifact_id`) VALUES (?, ?)", list(dict.fromkeys(attributions)))
+
+    def _parent_link(self, child_id: int, parent_id: int) -> None:
+        self._exec("INSERT OR IGNORE INTO `ParentContext` (`context_id`, `parent_context_id`) VALUES (?, ?)", (child_id, parent_id))
+
+    # -- writes ------------------------------------------------------------------------------
+    def put_context(self, context: Context, parent_id: Optional[int] = None) -> int:
+        """Create or update a context (and link it under ``parent_id``); returns its id."""
+        with self._writing():
+            cid = self._write_context(context, _now_ms())
+            if parent_id is not None:
+                self._parent_link(cid, parent_id)
+        return cid
+
+    def get_or_create_context(
+        self, type_name: str, name: str, properties: Props, custom: Props, parent_id: Optional[int] = None
+    ) -> Context:
+        """CMF's get-or-create by name: custom properties are set on first creation only."""
+        found = self.context(type_name, name)
+        if found is None:
+            try:
+                self.put_context(Context(type_name, name, properties=properties, custom=custom), parent_id)
+            except AlreadyExistsError:
+                pass  # another writer created it first: use theirs
+            found = self.context(type_name, name)
+            if found is None:
+                raise errors.StoreError(f"store {self.location}: could not create context {name!r}")
+        if parent_id is not None and parent_id not in {c.id for c in self.parent_contexts(found.id or 0)}:
+            with self._writing():
+                self._parent_link(int(found.id or 0), parent_id)
+        return found
+
+    def put_execution(self, execution: Execution, links: Sequence[Link], context_ids: Sequence[int]) -> Tuple[int, List[int]]:
+        """Write an execution, its artifacts and events and its context links in one transaction."""
+        with self._writing():
+            now = _now_ms()
+            eid = self._write_execution(execution, now)
+            aids = [self._write_artifact(link.artifact, now) for link in links]
+            for link, aid in zip(links, aids):
+                self._write_event(eid, aid, link.kind, link.path_key, now)
+            self._link_rows([(c, eid) for c in context_ids], [(c, a) for c in context_ids for a in aids])
+        return eid, aids
+
+    def put_lineage(
+        self,
+        executions: Sequence[Execution],
+        artifacts: Sequence[Artifact],
+        edges: Sequence[Tuple[int, int, str, Optional[str]]],
+        context_ids: Sequence[int],
+    ) -> Tuple[List[int], List[int]]:
+        """Bulk write in one transaction (ingest)."""
+        with self._writing():
+            now = _now_ms()
+            eids = [self._write_execution(e, now) for e in executions]
+            aids = [self._write_artifact(a, now) for a in artifacts]
+            for e, a, kind, key in edges:
+                self._write_event(eids[e], aids[a], kind, key, now)
+            self._link_rows([(c, e) for c in context_ids for e in eids], [(c, a) for c in context_ids for a in aids])
+        return eids, aids
+
+    def put_events(self, events: Sequence[Tuple[int, int, str, Optional[str]]]) -> None:
+        """Add ``(execution id, artifact id, kind, path key)`` events to existing records."""
+        with self._writing():
+            now = _now_ms()
+            for e, a, kind, key in events:
+                self._write_event(e, a, kind, key, now)
+
+    def link(self, context_id: int, execution_ids: Sequence[int] = (), artifact_ids: Sequence[int] = ()) -> None:
+        """Associate executions and attribute artifacts to a context (existing links are kept)."""
+        with self._writing():
+            self._link_rows([(context_id, e) for e in execution_ids], [(context_id, a) for a in artifact_ids])
+
+    def put_contexts(self, contexts: Sequence[Context], parent_id: Optional[int] = None) -> List[int]:
+        """Create several contexts at once (each linked under ``parent_id``); returns their ids."""
+        if not contexts:
+            return []
+        with self._writing():
+            now = _now_ms()
+            cids = [self._write_context(c, now) for c in contexts]
+            if parent_id is not None:
+                for cid in cids:
+                    self._parent_link(cid, parent_id)
+        return cids
+
+    def put_links(self, associations: Sequence[Tuple[int, int]] = (), attributions: Sequence[Tuple[int, int]] = ()) -> None:
+        """Add ``(context id, execution id)`` associations and ``(context id, artifact id)`` attributions."""
+        if not associations and not attributions:
+            return
+        with self._writing():
+            self._link_rows(associations, attributions)
+
+    def update_execution(self, execution: Execution) -> int:
+        """Write an execution record (create when ``id`` is unset); returns its id."""
+        with self._writing():
+            return self._write_execution(execution, _now_ms())
+
+    def update_artifact(self, artifact: Artifact) -> int:
+        """Write an artifact record (create when ``id`` is unset); returns its id."""
+        with self._writing():
+            return self._write_artifact(artifact, _now_ms())
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
+
+
+__all__ = ["SqlStore", "connect", "MLMD_SCHEMA_VERSION", "SQLITE_DDL"]
