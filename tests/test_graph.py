@@ -499,3 +499,25 @@ def test_background_merger_mirrors_too(project: Project, graph_uri: str) -> None
         rows = target.run("MATCH (:Pipeline {Name: 'bg'})-[:contains]->(:Stage)-[:runs]->(e:Execution) RETURN e.Stage", {}).rows
         time.sleep(0.2)
     assert rows == [["touch"]]
+
+
+def test_small_batches_in_parallel_give_the_same_graph(project: Project, graph_uri: str, falkor: FalkorServer) -> None:
+    """Batches run two at a time on big models; tiny batches force that path here."""
+    from cmfrun.integrations.graph import write_model
+
+    project.git_init()
+    store_path = str(project.root / "mlmd")
+    record_api_pipeline(project.root, store_path, odd=HOSTILE[4])
+    model = gm.read_store(connect(store_path)).model
+    whole = target_of(graph_uri)
+    one = write_model(whole, model)
+    split = target_of(falkor.uri(f"split{uuid.uuid4().hex[:6]}"))
+    try:
+        many = write_model(split, model, batch=2)
+        assert (many.nodes_created, many.rels_created) == (one.nodes_created, one.rels_created) == (len(model.nodes), len(model.rels))
+        assert dump(split) == dump(whole)
+        again = write_model(split, model, batch=2)
+        assert (again.nodes_created, again.nodes_updated, again.rels_created) == (0, 0, 0)
+        assert (again.nodes_existing, again.rels_existing) == (len(model.nodes), len(model.rels))
+    finally:
+        split.run("MATCH (n) DETACH DELETE n", {})
