@@ -50,7 +50,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     except ImportError:
         log.info("cmfrun.sync.api is not installed: no /api/v1/sync routes")
     else:
-        app.include_router(create_sync_router(provider.open))
+        app.include_router(create_sync_router(provider.open_fresh))  # it closes each store it opens
         read_posts = read_posts | SYNC_READ_POSTS
         merge_posts = merge_posts | SYNC_MERGE_POSTS
     has_ui = False

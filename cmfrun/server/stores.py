@@ -32,12 +32,16 @@ class StoreProvider:
         store.close()
 
     def open(self) -> Store:
-        """This thread's store, opened on first use (again after :meth:`discard` or a ``close()``)."""
+        """This thread's store, opened on first use. Shared by the thread's requests: never close it."""
         store: Optional[Store] = getattr(self._local, "store", None)
-        if store is None or getattr(store, "_mlmd", None) is None:
+        if store is None:
             store = connect(self.location, create=False)
             self._local.store = store
         return store
+
+    def open_fresh(self) -> Store:
+        """A new connection the caller owns and closes (the sync router closes its store after each request)."""
+        return connect(self.location, create=False)
 
     def discard(self) -> None:
         """Forget this thread's store (after a connection error), so the next request reconnects."""
