@@ -57,11 +57,21 @@ def tracked(root: Path, rel: str) -> bool:
     return subprocess.run(["git", "check-ignore", "-q", rel], cwd=root).returncode != 0
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git + DVC project with one committed file, made once (`dvc init` costs seconds)."""
+    proj = Project(tmp_path_factory.mktemp("template") / "proj")
+    proj.root.mkdir()
+    proj.git_init(remote="https://example.com/demo.git").dvc_init()
+    proj.write("data/raw.csv", "a,b\n1,2\n3,4\n")
+    proj.commit("init")
+    return proj.root
+
+
 @pytest.fixture
-def repo(project: Project) -> Project:
-    project.git_init(remote="https://example.com/demo.git").dvc_init()
-    project.write("data/raw.csv", "a,b\n1,2\n3,4\n")
-    project.commit("init")
+def repo(template: Path, project: Project) -> Project:
+    shutil.rmtree(project.root)
+    shutil.copytree(template, project.root, symlinks=True)
     return project
 
 
@@ -267,11 +277,13 @@ def test_push_reports_missing_and_python_functions(repo: Project, tmp_path: Path
     assert [f.path for f in single.written] == ["kept.txt"] and (root / "kept.txt").read_text() == "kept\n"
     whole = cmfrun.artifact_pull("p", "./mlmd")
     assert [r.path for r in whole.missing] == ["gone.txt"]
+    (root / "kept.txt").unlink()
+    code, out, err = run_cmf(root, "artifact", "pull", "-p", "p", monkeypatch=monkeypatch)
+    assert code == 3 and "gone.txt" in err and (root / "kept.txt").exists()  # the others are still written
 
 
 # -- untrusted paths -----------------------------------------------------------------------------
-@pytest.mark.parametrize("bad", ["../escape.txt", "/tmp/cmfrun-abs.txt", "link/inside.txt", "data/../../x.txt"])
-def test_pull_refuses_paths_outside(repo: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad: str) -> None:
+def test_pull_refuses_paths_outside(repo: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = repo.root
     monkeypatch.chdir(root)
     cmfrun.cmf_init(type="local", path=str(tmp_path / "remote"))
@@ -280,19 +292,23 @@ def test_pull_refuses_paths_outside(repo: Project, tmp_path: Path, monkeypatch: 
     (root / "link").symlink_to(outside)
     repo.write("ok.txt", "fine\n")
     h = md5(root / "ok.txt")
-    store = connect(root / "mlmd")
-    record_run(store, RunRecord(pipeline="p", stage="s", command="x", uuid=new_uuid(),
-                                outputs=[FileRef("ok.txt", h), FileRef(bad, hashlib.md5(b"evil\n").hexdigest())]))
     c = cmfrun.Cmf(filepath="mlmd", pipeline_name="p")
     c.create_context("s")
     c.create_execution("S")
     c.log_dataset("ok.txt", "input")
     cmfrun.artifact_push("p", "./mlmd")
     (root / "ok.txt").unlink()
-    code, _, err = run_cmf(root, "artifact", "pull", "-p", "p", monkeypatch=monkeypatch)
-    assert code == 2 and err.count("\n") == 1 and "refusing to write" in err and bad in err
-    assert not (root / "ok.txt").exists()  # nothing written, not even the good one
+    store = connect(root / "mlmd")
+    # Paths from a store made elsewhere: each one alone makes the whole pull refuse.
+    for i, bad in enumerate(["../escape.txt", "/tmp/cmfrun-abs.txt", "link/inside.txt", "data/../../x.txt"]):
+        record_run(store, RunRecord(pipeline=f"p{i}", stage="s", command="x", uuid=new_uuid(),
+                                    outputs=[FileRef("ok.txt", h), FileRef(bad, hashlib.md5(bad.encode()).hexdigest())]))
+        code, _, err = run_cmf(root, "artifact", "pull", "-p", f"p{i}", monkeypatch=monkeypatch)
+        assert code == 2 and err.count("\n") == 1 and "refusing to write" in err and bad in err
+        assert not (root / "ok.txt").exists()  # nothing written, not even the good one
     assert not list(outside.iterdir()) and not (tmp_path / "escape.txt").exists() and not Path("/tmp/cmfrun-abs.txt").exists()
+    code, _, err = run_cmf(root, "artifact", "pull", "-p", "p", monkeypatch=monkeypatch)
+    assert code == 0 and (root / "ok.txt").read_text() == "fine\n"
 
 
 # -- the cache step ------------------------------------------------------------------------------

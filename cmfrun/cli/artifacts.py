@@ -210,7 +210,8 @@ def artifact_push(mlmd: Optional[str], pipeline: Optional[str], execution: Optio
     _lines("missing", report.missing)
     _lines("failed", report.failed)
     if report.failed:
-        raise fail(f"remote {report.remote}: {len(report.failed)} artifact(s) could not be pushed", 3)
+        cause = f": {report.failure}" if report.failure else ""
+        raise fail(f"remote {report.remote}: {len(report.failed)} artifact(s) could not be pushed{cause}", 3)
 
 
 @click.command("pull")
@@ -230,7 +231,9 @@ def artifact_pull(
     Each file is md5-verified and appears only when complete. Paths that are
     absolute or lead outside the target folder are refused, nothing written.
     Files already there with the same content are left alone; with other
-    content the pull refuses unless --force.
+    content the pull refuses unless --force. Artifacts the remote does not
+    have (or cannot give: HTTP reports a refused request as absent) exit 3
+    after the others are written.
 
     Example: cmf artifact pull -p demo -a model.pkl -o /tmp/restore
     """
@@ -252,6 +255,10 @@ def artifact_pull(
     click.echo(str(report))
     _lines("written", report.written)
     _lines("missing", report.missing)
+    if report.missing:
+        first = report.missing[0]
+        more = f" and {len(report.missing) - 1} more" if len(report.missing) > 1 else ""
+        raise fail(f"remote {report.remote}: {first.path} ({first.md5}){more} not there (nor in the local cache): not pulled", 3)
 
 
 def register(group: click.Group) -> None:

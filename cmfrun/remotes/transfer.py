@@ -57,6 +57,7 @@ class PushReport:
     missing: Tuple[ArtifactRef, ...] = ()
     failed: Tuple[ArtifactRef, ...] = ()
     objects_sent: int = 0
+    failure: str = ""  # the first transfer error (secrets removed), when some failed
 
     def __str__(self) -> str:
         return (
@@ -118,6 +119,34 @@ class _Remote:
             if secret:
                 text = text.replace(secret, "***")
         return RemoteError(f"remote {self.label}: {what} failed: {type(exc).__name__}: {text}")
+
+
+class _Failures(logging.Handler):
+    """Collects dvc-data's per-object transfer errors (it logs them instead of raising) so the
+    first cause can be named in one line, and keeps their tracebacks off the terminal."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.first: Optional[BaseException] = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.ERROR and self.first is None and record.exc_info and record.exc_info[1] is not None:
+            self.first = record.exc_info[1]
+        log.debug("dvc-data: %s", record.getMessage())
+
+
+@contextlib.contextmanager
+def _quiet_dvc_data() -> Iterator[_Failures]:
+    # DVC's own logging setup gives dvc_data a terminal handler: swap it out meanwhile.
+    logger = logging.getLogger("dvc_data")
+    handler = _Failures()
+    saved = (logger.handlers[:], logger.propagate)
+    logger.handlers = [handler]
+    logger.propagate = False
+    try:
+        yield handler
+    finally:
+        logger.handlers, logger.propagate = saved
 
 
 @contextlib.contextmanager
@@ -208,16 +237,17 @@ def push(root: Path, refs: Sequence[ArtifactRef], *, jobs: Optional[int] = None,
         statuses: List[Any] = []
         ids, trees = _expand(local, refs)
         try:
-            result = transfer(
-                local,
-                rem.odb,
-                ids,
-                jobs=jobs,
-                dest_index=get_index(rem.odb),
-                cache_odb=local,
-                validate_status=statuses.append,
-                callback=callback or DEFAULT_CALLBACK,
-            )
+            with _quiet_dvc_data() as failures:
+                result = transfer(
+                    local,
+                    rem.odb,
+                    ids,
+                    jobs=jobs,
+                    dest_index=get_index(rem.odb),
+                    cache_odb=local,
+                    validate_status=statuses.append,
+                    callback=callback or DEFAULT_CALLBACK,
+                )
         except CmfrunError:
             raise
         except Exception as exc:
@@ -236,6 +266,9 @@ def push(root: Path, refs: Sequence[ArtifactRef], *, jobs: Optional[int] = None,
                 out["pushed"].append(ref)
             else:
                 out["already"].append(ref)
+        cause = ""
+        if failures.first is not None:
+            cause = rem.error("push", failures.first).args[0].split(": push failed: ", 1)[-1]
         return PushReport(
             rem.label,
             tuple(out["pushed"]),
@@ -243,6 +276,7 @@ def push(root: Path, refs: Sequence[ArtifactRef], *, jobs: Optional[int] = None,
             tuple(out["missing"]),
             tuple(out["failed"]),
             objects_sent=len(sent),
+            failure=cause,
         )
 
 
@@ -391,16 +425,17 @@ def pull(
             # First the directory listings (to know their files), then every object.
             for phase in ([dirs] if dirs else []) + [None]:
                 ids = _ids(phase) if phase is not None else _expand(local, refs)[0]
-                result = transfer(
-                    rem.odb,
-                    local,
-                    ids,
-                    jobs=jobs,
-                    src_index=get_index(rem.odb),
-                    cache_odb=local,
-                    verify=rem.odb.verify,
-                    callback=(callback or DEFAULT_CALLBACK) if phase is None else DEFAULT_CALLBACK,
-                )
+                with _quiet_dvc_data() as failures:
+                    result = transfer(
+                        rem.odb,
+                        local,
+                        ids,
+                        jobs=jobs,
+                        src_index=get_index(rem.odb),
+                        cache_odb=local,
+                        verify=rem.odb.verify,
+                        callback=(callback or DEFAULT_CALLBACK) if phase is None else DEFAULT_CALLBACK,
+                    )
                 fetched += len(result.transferred)
                 if result.failed:
                     break
@@ -409,7 +444,9 @@ def pull(
         except Exception as exc:
             raise rem.error("fetch", exc) from None
         if result.failed:
-            raise RemoteError(f"remote {rem.label}: {len(result.failed)} object(s) could not be fetched (first: {sorted(str(h.value) for h in result.failed)[0]})")
+            if failures.first is not None:
+                raise rem.error(f"fetching {len(result.failed)} object(s)", failures.first)
+            raise RemoteError(f"remote {rem.label}: {len(result.failed)} object(s) could not be fetched")
         plan: List[Tuple[str, str, Path]] = []
         missing: List[ArtifactRef] = []
         for ref in dict.fromkeys(refs):
@@ -443,7 +480,10 @@ def pull(
             raise PullConflictError(f"{conflicts[0]}{more} exist(s) with other content: nothing written (--force replaces)")
         written: List[PulledFile] = []
         for shown, md5, target in write:
-            _write_verified(Path(local.oid_to_path(md5)), target, md5)
+            try:
+                _write_verified(Path(local.oid_to_path(md5)), target, md5)
+            except RemoteError as exc:
+                raise RemoteError(f"remote {rem.label}: {exc}") from None
             written.append(PulledFile(shown, md5))
         return PullReport(
             rem.label,
