@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # HPE's cmflib 0.1.0 in its own virtualenv (it pins ml-metadata 1.15): the tests read our stores with it.
 CMFLIB_VENV ?= .venv-cmflib
+# cmflib pins ml-metadata (wheels for <= 3.11 only): its venv stays on 3.11 whatever PYTHON is.
+CMFLIB_PYTHON ?= $(shell for p in python3.11 python3.10 python3.9; do command -v $$p >/dev/null 2>&1 && { echo $$p; break; }; done)
 CMFLIB_STAMP := $(CMFLIB_VENV)/.installed
 
 .PHONY: demo test bench install clean typecheck
@@ -17,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 $(CMFLIB_STAMP):
-	$(PYTHON) -m venv $(CMFLIB_VENV)
+	$(CMFLIB_PYTHON) -m venv $(CMFLIB_VENV)
 	$(CMFLIB_VENV)/bin/pip install -q --upgrade pip
 	$(CMFLIB_VENV)/bin/pip install -q cmflib==0.1.0
 	touch $(CMFLIB_STAMP)

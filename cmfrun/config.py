@@ -6,6 +6,7 @@
     mlmd = mlmd                 # store path (relative to the project root) or URI
     pipeline = my-pipeline
     stage = train
+    engine = sql                # store engine: mlmd or sql (see cmfrun.store)
 
 The project root is the nearest folder holding ``.cmfconfig``, else the git
 work tree's top, else the DVC root, else the current directory.

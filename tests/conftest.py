@@ -52,10 +52,22 @@ def _drop_my(db: str) -> None:
     subprocess.run(["mariadb", "-h", MY_HOST, "-uroot", "-e", f"DROP DATABASE IF EXISTS `{db}`"], capture_output=True)
 
 
+def _need_engine_backend(backend: str) -> None:
+    """Skip when the store engine in use (CMFRUN_ENGINE, else the default) lacks ``backend``."""
+    from cmfrun.store import choose_engine
+
+    if choose_engine() == "sql":
+        from cmfrun.store import sql
+
+        if backend not in sql.BACKENDS:
+            pytest.skip(f"the sql store engine does not support {backend} yet")
+
+
 def make_store_uri(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """A fresh, empty store location of ``backend``; server databases are dropped afterwards."""
     if backend == "sqlite":
         return str(tmp_path / "mlmd")
+    _need_engine_backend(backend)
     db = f"cmfrun_t_{uuid.uuid4().hex[:12]}"
     if backend == "postgresql":
         _need(PG_HOST, PG_PORT, "PostgreSQL")

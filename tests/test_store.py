@@ -10,7 +10,16 @@ import pytest
 from cmfrun import errors, schema
 from cmfrun.records import COMPLETE, INPUT, OUTPUT, Artifact, Execution, Link
 from cmfrun.recorder import FileRef, RunRecord, new_uuid, record_run
-from cmfrun.store import connect, parse_location
+from cmfrun.store import connect, mlmd_installed, parse_location
+
+ENGINES = (["mlmd"] if mlmd_installed() else []) + ["sql"]
+
+
+@pytest.fixture(autouse=True, params=ENGINES)
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs on each store engine installed (ml-metadata and plain SQL)."""
+    monkeypatch.setenv("CMFRUN_ENGINE", request.param)
+    return str(request.param)
 
 
 def test_round_trip_and_atomic_execution(store_uri: str) -> None:
@@ -65,7 +74,12 @@ def test_bad_locations(tmp_path: Path) -> None:
         connect(tmp_path / "absent", create=False)
 
 
-def test_unreachable_server_is_one_clear_error() -> None:
+def test_unreachable_server_is_one_clear_error(engine: str) -> None:
+    if engine == "sql":
+        from cmfrun.store import sql
+
+        if "postgresql" not in sql.BACKENDS:
+            pytest.skip("the sql store engine does not support postgresql yet")
     with pytest.raises(errors.StoreUnavailableError, match="cannot reach"):
         connect("postgresql://postgres@127.0.0.1:1/x")
 

@@ -24,6 +24,8 @@ from cmfrun.store.filterquery import compile_filter
 
 log = logging.getLogger(__name__)
 
+#: The backends this engine speaks so far.
+BACKENDS = ("sqlite",)
 #: MLMD's ``MLMDEnv.schema_version`` for ml-metadata 1.15-1.17.
 MLMD_SCHEMA_VERSION = 10
 #: ``Type.type_kind``.
@@ -57,6 +59,7 @@ SIMPLE_TYPES = (
     ("mlmd.Evaluate", 0),
     ("mlmd.Deploy", 0),
 )
+_SIMPLE_NAMES = {name for name, _ in SIMPLE_TYPES}
 #: MLMD keeps int_value in a 32-bit column on PostgreSQL and MySQL.
 _INT32 = (-(2**31), 2**31 - 1)
 _FEW = 20
@@ -358,8 +361,10 @@ class SqlStore(Store):
         return self._type_names.get(key, "")
 
     def type_names(self, kind: str) -> List[str]:
-        """Names of all ``artifact``/``execution``/``context`` types in the store."""
-        return [str(r[0]) for r in self._q("SELECT `name` FROM `Type` WHERE `type_kind` = ? ORDER BY `id`", (TYPE_KIND[kind],))]
+        """Names of all ``artifact``/``execution``/``context`` types in the store
+        (without MLMD's pre-registered ``mlmd.*`` simple types, as ml-metadata lists them)."""
+        rows = self._q("SELECT `name` FROM `Type` WHERE `type_kind` = ? ORDER BY `id`", (TYPE_KIND[kind],))
+        return [str(r[0]) for r in rows if str(r[0]) not in _SIMPLE_NAMES]
 
     def _type_id_of(self, kind: str, name: str) -> Optional[int]:
         found = self._find_type(kind, name)

@@ -1,0 +1,241 @@
+"""The plain-SQL store engine: MLMD's exact schema, interchangeable both ways with
+ml-metadata (on Pythons where it installs), safe SQL, the same refusals.
+
+The schema fixtures (tests/fixtures/mlmd_schema/) are dumps of stores ml-metadata
+1.17 created here; the interchange tests write with one engine and read with the other.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+from cmfrun import errors, schema
+from cmfrun.recorder import FileRef, RunRecord, new_uuid, record_run
+from cmfrun.records import Artifact, Context, Execution, Link
+from cmfrun.store import Store, choose_engine, connect, is_already_exists, mlmd_installed
+
+FIXTURES = Path(__file__).parent / "fixtures" / "mlmd_schema"
+needs_mlmd = pytest.mark.skipif(not mlmd_installed(), reason="ml-metadata is not installed on this Python (<= 3.11 only)")
+READER = Path(__file__).parent / "compat" / "cmflib_reader.py"
+
+
+def _ddl(conn: sqlite3.Connection) -> List[str]:
+    rows = conn.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid").fetchall()
+    return [_norm(r[0]) for r in rows]
+
+
+def _norm(stmt: str) -> str:
+    stmt = stmt.replace("IF NOT EXISTS ", "")
+    return re.sub(r"\s+", " ", stmt).strip().rstrip(";").strip()
+
+
+def _fixture_ddl(name: str) -> List[str]:
+    text = (FIXTURES / name).read_text()
+    return [_norm(s) for s in text.split(";\n") if s.strip()]
+
+
+def test_sql_engine_creates_mlmds_sqlite_schema(tmp_path: Path) -> None:
+    path = tmp_path / "mlmd"
+    connect(path, engine="sql").close()
+    conn = sqlite3.connect(path)
+    assert _ddl(conn) == _fixture_ddl("sqlite.sql")
+    assert conn.execute("SELECT schema_version FROM MLMDEnv").fetchall() == [(10,)]
+    simple = conn.execute("SELECT id, name, type_kind, version, external_id FROM Type WHERE name LIKE 'mlmd.%' ORDER BY id").fetchall()
+    assert [r[1] for r in simple][:4] == ["mlmd.Dataset", "mlmd.Model", "mlmd.Metrics", "mlmd.Statistics"]
+    assert [r[0] for r in simple] == list(range(1, 10)) and all(r[3] is None and r[4] is None for r in simple)
+
+
+@needs_mlmd
+def test_same_schema_and_seed_rows_as_ml_metadata(tmp_path: Path) -> None:
+    ours, theirs = tmp_path / "sql", tmp_path / "mlmd"
+    connect(ours, engine="sql").close()
+    connect(theirs, engine="mlmd").close()
+    a, b = sqlite3.connect(ours), sqlite3.connect(theirs)
+    assert _ddl(a) == _ddl(b)
+    for table in ("MLMDEnv", "Type", "TypeProperty", "Context", "ContextProperty", "ParentContext"):
+        cols = "*" if table != "Context" else "id, type_id, name, external_id"
+        assert a.execute(f"SELECT {cols} FROM {table}").fetchall() == b.execute(f"SELECT {cols} FROM {table}").fetchall(), table
+
+
+def _populate(store: Store, pipeline: str = "p") -> None:
+    """Every kind of record cmfrun writes: contexts under a parent, runs with inputs and
+    outputs, an ingest-style bulk write, relinks with an event path, updates."""
+    raw, train, model = "a" * 32, "b" * 32, "c" * 32
+    record_run(store, RunRecord(pipeline, "prepare", "python prep.py", new_uuid(), execution_name=f"{pipeline}-u1",
+                                inputs=[FileRef("raw.csv", raw)], outputs=[FileRef("data/train.csv", train)]))
+    run = RunRecord(pipeline, "train", "python train.py --lr 0.1", new_uuid(), execution_name=f"{pipeline}-u2",
+                    inputs=[FileRef("data/train.csv", train)], outputs=[FileRef("model.pkl", model, type=schema.MODEL)],
+                    custom={"lr": 0.1, "epochs": 3, "big": 2**40, "note": "it's; 100%"})
+    res = record_run(store, run)
+    stage = store.get_or_create_context(schema.STAGE_CONTEXT, f"{pipeline}/eval", {}, {"k": 1},
+                                        parent_id=store.context(schema.PIPELINE_CONTEXT, pipeline).id)  # type: ignore[union-attr]
+    [metrics] = store.artifacts_by_uri([model])
+    eid, [aid] = store.put_execution(
+        Execution("eval", f"{pipeline}-u3", properties={"Execution": "eval"}, state="RUNNING"),
+        [Link(metrics, "INPUT", path_key="model_in")],
+        [int(stage.id or 0)],
+    )
+    ex = store.executions_by_id([eid])[0]
+    store.update_execution(Execution(ex.type, ex.name, ex.properties, {**ex.custom, "acc": 0.9}, "COMPLETE", id=eid))
+    eids, aids = store.put_lineage(
+        [Execution("ingest", f"{pipeline}-u4", {"Execution": "dvc repro"}, state="COMPLETE")],
+        [Artifact(schema.DATASET, f"{pipeline}/out.csv:{'d' * 32}", "d" * 32, custom={"size": 7})],
+        [(0, 0, "OUTPUT", None)],
+        [int(stage.id or 0)],
+    )
+    store.put_events([(eids[0], aid, "INPUT", "relinked")])
+    assert res.execution_id
+
+
+def _snapshot(store: Store) -> Dict[str, Any]:
+    execs = store.executions()
+    arts = store.artifacts()
+    ctxs = [c for t in store.type_names("context") for c in store.contexts_by_type(t)]
+    return {
+        "executions": execs,
+        "artifacts": arts,
+        "contexts": sorted(ctxs, key=lambda c: c.id or 0),
+        "events": sorted(store.events_by_execution([e.id or 0 for e in execs]), key=lambda v: (v.execution_id, v.artifact_id, v.kind)),
+        "parents": {c.id: [p.id for p in store.parent_contexts(c.id or 0)] for c in ctxs},
+        "exec_contexts": {e.id: [c.id for c in store.contexts_by_execution(e.id or 0)] for e in execs},
+        "art_contexts": {a.id: [c.id for c in store.contexts_by_artifact(a.id or 0)] for a in arts},
+        "types": {k: store.type_names(k) for k in ("artifact", "execution", "context")},
+        "filtered": [e.id for e in store.executions(f"contexts_a.type = '{schema.STAGE_CONTEXT}' AND contexts_a.name LIKE 'p/%'")],
+        "newest": [e.id for e in store.newest_executions("last_known_state = COMPLETE", 2)],
+    }
+
+
+@needs_mlmd
+def test_sql_store_reads_back_identically_in_ml_metadata(tmp_path: Path) -> None:
+    path = tmp_path / "mlmd"
+    store = connect(path, engine="sql")
+    _populate(store)
+    ours = _snapshot(store)
+    store.close()
+    theirs = _snapshot(connect(path, engine="mlmd", read_only=True))
+    assert ours == theirs
+    assert len(ours["executions"]) == 4 and ours["filtered"] and ours["events"]
+
+
+@needs_mlmd
+def test_ml_metadata_store_is_read_and_extended_by_sql(tmp_path: Path) -> None:
+    path = tmp_path / "mlmd"
+    mlmd_store = connect(path, engine="mlmd")
+    _populate(mlmd_store)
+    before = _snapshot(mlmd_store)
+    mlmd_store.close()
+    sql_store = connect(path, engine="sql")
+    assert _snapshot(sql_store) == before
+    _populate(sql_store, "q")  # same artifacts (hashes), new pipeline: updates and new rows
+    after = _snapshot(sql_store)
+    sql_store.close()
+    assert _snapshot(connect(path, engine="mlmd", read_only=True)) == after
+    assert len(after["executions"]) == 8
+
+
+def test_cmflib_reads_sql_engine_store(tmp_path: Path) -> None:
+    cmflib_python = os.environ.get("CMFRUN_CMFLIB_PYTHON", "")
+    if not cmflib_python or not Path(cmflib_python).exists():
+        if os.environ.get("CMFRUN_REQUIRE_SERVICES") == "1":
+            pytest.fail("CMFRUN_CMFLIB_PYTHON is not set: CI must run the cmflib compatibility test")
+        pytest.skip("no cmflib virtualenv (set CMFRUN_CMFLIB_PYTHON; `make test` builds one)")
+    path = tmp_path / "mlmd"
+    _populate(connect(path, engine="sql"))
+    proc = subprocess.run([cmflib_python, str(READER), str(path), "p"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["pipelines"] == ["p"]
+    assert seen["stages"] == ["p/prepare", "p/train", "p/eval"]
+    [ex] = seen["executions"]["p/train"]
+    assert ex["Execution"] == "python train.py --lr 0.1" and ex["custom_properties_lr"] == 0.1
+    model_name = next(n for n in seen["parents"] if n.startswith("model.pkl:"))
+    assert seen["parents"][model_name] == sorted([f"data/train.csv:{'b' * 32}", f"raw.csv:{'a' * 32}"])
+
+
+NASTY = "it's \"odd\"; DROP TABLE Artifact; -- 100% _x_ \\ end"
+
+
+def test_hostile_text_in_every_field_is_stored_verbatim(tmp_path: Path) -> None:
+    store = connect(tmp_path / "mlmd", engine="sql")
+    ctx = store.get_or_create_context(schema.PIPELINE_CONTEXT, NASTY, {}, {NASTY: NASTY})
+    eid, [aid] = store.put_execution(
+        Execution(NASTY, NASTY, {"Execution": NASTY}, {NASTY: NASTY}, state="COMPLETE"),
+        [Link(Artifact(NASTY, NASTY, NASTY, custom={NASTY: NASTY}), "OUTPUT", path_key=NASTY)],
+        [int(ctx.id or 0)],
+    )
+    [art] = store.artifacts_by_id([aid])
+    assert (art.type, art.name, art.uri, dict(art.custom)) == (NASTY, NASTY, NASTY, {NASTY: NASTY})
+    [ex] = store.executions_by_id([eid])
+    assert (ex.type, ex.name, ex.properties["Execution"], dict(ex.custom)) == (NASTY, NASTY, NASTY, {NASTY: NASTY})
+    assert store.context(schema.PIPELINE_CONTEXT, NASTY) == ctx and dict(ctx.custom) == {NASTY: NASTY}
+    [ev] = store.events_by_artifact([aid])
+    assert ev.path == (NASTY,)
+    quoted = "'" + NASTY.replace("'", "''") + "'"
+    assert [a.id for a in store.artifacts(f"name = {quoted}")] == [aid]
+    assert [a.id for a in store.artifacts(f"uri IN ({quoted}, 'x')")] == [aid]
+    assert [e.id for e in store.executions(f"contexts_a.name = {quoted} AND name LIKE 'it%'")] == [eid]
+    assert store.artifacts("name LIKE '100%'") == []  # % is a pattern, not an injection
+    assert store.type_names("artifact") == [NASTY] and len(store.artifacts()) == 1  # nothing dropped
+
+
+def test_unsupported_filter_is_refused_clearly(tmp_path: Path) -> None:
+    store = connect(tmp_path / "mlmd", engine="sql")
+    for bad in ("properties.lr.double_value > 1", "name = 'a'; DROP TABLE Type", "uri = 1 AND", "name ~ 'x'"):
+        with pytest.raises(errors.UsageError, match="filter query"):
+            store.executions(bad) if "uri" not in bad else store.artifacts(bad)
+    assert store.executions("id > 0 AND (name = 'a' OR NOT name IS NULL)") == []
+
+
+def test_same_refusals_as_the_mlmd_engine(tmp_path: Path) -> None:
+    junk = tmp_path / "junk"
+    junk.write_text("not a database at all, just text\n" * 10)
+    with pytest.raises(errors.CorruptStoreError):
+        connect(junk, engine="sql")
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)")
+    with pytest.raises(errors.CorruptStoreError, match="not an MLMD store"):
+        connect(other, engine="sql")
+    newer = tmp_path / "newer"
+    connect(newer, engine="sql").close()
+    with sqlite3.connect(newer) as conn:
+        conn.execute("UPDATE MLMDEnv SET schema_version = 11")
+    with pytest.raises(errors.StoreError, match="newer"):
+        connect(newer, engine="sql")
+    with pytest.raises(errors.NotFoundError):
+        connect(tmp_path / "missing", engine="sql", create=False)
+    ro = connect(tmp_path / "mlmd", engine="sql")
+    _populate(ro)
+    reader = connect(tmp_path / "mlmd", engine="sql", read_only=True)
+    assert len(reader.executions()) == 4
+    with pytest.raises(errors.ReadOnlyStoreError):
+        reader.update_execution(reader.executions()[0])
+
+
+def test_duplicate_names_raise_already_exists(tmp_path: Path) -> None:
+    store = connect(tmp_path / "mlmd", engine="sql")
+    store.put_context(Context(schema.PIPELINE_CONTEXT, "dup"))
+    with pytest.raises(errors.StoreError) as info:
+        store.put_context(Context(schema.PIPELINE_CONTEXT, "dup"))
+    assert is_already_exists(info.value)
+    assert len(store.contexts_by_type(schema.PIPELINE_CONTEXT)) == 1  # the failed write left nothing
+
+
+def test_engine_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CMFRUN_ENGINE", "sql")
+    assert connect(tmp_path / "a").engine == "sql"
+    monkeypatch.setenv("CMFRUN_ENGINE", "oracle")
+    with pytest.raises(errors.UsageError, match="unknown store engine"):
+        connect(tmp_path / "b")
+    monkeypatch.delenv("CMFRUN_ENGINE")
+    (tmp_path / ".cmfconfig").write_text("[cmfrun]\nengine = sql\n")
+    assert choose_engine() == "sql"
+    (tmp_path / ".cmfconfig").write_text("[cmfrun]\n")
+    assert choose_engine() == ("mlmd" if mlmd_installed() else "sql")
