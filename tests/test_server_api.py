@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, Iterator, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 import requests
@@ -264,3 +264,53 @@ def test_server_refuses_bad_settings(tmp_path: Path) -> None:
         proc = subprocess.run([CMF, "server", "--data", str(tmp_path / "d"), *args], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2 and word in proc.stderr, (args, proc.stderr)
         assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_concurrent_cmf_pushes_all_land_once(tmp_path: Path, request: pytest.FixtureRequest, backend: str) -> None:
+    """Eight sites push at once with CMF's protocol: four pipelines of their own and four times the
+    same pipeline, where every site also holds the same two runs. Every run lands exactly once.
+    The runs are unnamed, as cmflib records them, so no unique name guards against a double."""
+    import threading
+
+    from cmfrun.commands import inspect
+
+    uri = make_store_uri(backend, tmp_path, request)
+    common = [new_uuid(), new_uuid()]
+    bodies, expected = [], set()
+    for k in range(8):
+        site = connect(str(tmp_path / f"site{k}.mlmd"))
+        pipe = f"own-{k}" if k < 4 else "shared"
+        if pipe == "shared":
+            for u in common:
+                record_run(site, RunRecord(pipe, "prepare", "python prep.py", u, execution_name="",
+                                           inputs=[FileRef("raw.csv", RAW)], outputs=[FileRef("data/train.csv", TRAIN)]))
+                expected.add(u)
+        for i in range(3):
+            u = new_uuid()
+            record_run(site, RunRecord(pipe, "train", f"python train.py --site {k} --i {i}", u, execution_name="",
+                                       inputs=[FileRef("data/train.csv", TRAIN)],
+                                       outputs=[FileRef(f"model-{k}-{i}.pkl", f"{k:02x}{i:02x}".ljust(32, "d"), type=schema.MODEL)]))
+            expected.add(u)
+        payload = json.dumps(dict(inspect.export_metadata(site, pipe).data))
+        site.close()
+        bodies.append({"exec_uuid": None, "json_payload": payload, "pipeline_name": pipe})
+    with ServerProcess(uri, tmp_path / "data") as server:
+        answers: List[Any] = [None] * len(bodies)
+        start = threading.Barrier(len(bodies))
+
+        def push(i: int) -> None:
+            start.wait()
+            answers[i] = requests.post(server.url + "/api/mlmd_push", json=bodies[i], timeout=300)
+
+        threads = [threading.Thread(target=push, args=(i,)) for i in range(len(bodies))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [a.status_code for a in answers] == [200] * len(bodies), [a.text for a in answers if a.status_code != 200]
+    dump = store_dump(uri)
+    uuids = [json.loads(e[4]).get("Execution_uuid") for e in dump["executions"]]
+    assert sorted(uuids) == sorted(expected)  # every run once: none lost, none doubled
+    names = [a[2] for a in dump["artifacts"]]
+    assert len(names) == len(set(names))
