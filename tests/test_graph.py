@@ -373,6 +373,9 @@ def test_unknown_scheme_and_missing_config_are_bad_input(project: Project, monke
     assert res.exit_code == 2 and "no graph database configured" in res.output
     res = invoke("graph", "sync", "--uri", "http://user:pw@host/x")
     assert res.exit_code == 2 and "unknown scheme 'http'" in res.output and "pw" not in res.output
+    for bad in ("bolt://host:port", "falkor://host:99999999/g"):
+        res = invoke("graph", "sync", "--uri", bad)
+        assert res.exit_code == 2 and "bad port" in res.output, res.output
     # Neo4j over Bolt with nothing listening: the official driver's failure, one line, exit 3.
     res = invoke("graph", "sync", "--uri", f"bolt://127.0.0.1:{free_port()}", "--user", "neo4j")
     assert res.exit_code == 3 and "cannot reach Neo4j" in res.output, res.output
@@ -445,7 +448,7 @@ def test_neo4j_over_bolt(project: Project) -> None:
 
 
 def test_model_uses_only_allow_listed_labels() -> None:
-    assert set(gm.ARTIFACT_LABELS) >= {schema.DATASET, schema.MODEL, schema.METRICS}
+    assert set(gm.ARTIFACT_LABELS) >= {schema.DATASET, schema.MODEL, schema.METRICS, "Deployment"}
     assert gm.artifact_ref("x`) MATCH (n)", "h") == ("Artifact", ("h", "x`) MATCH (n)"))
     with pytest.raises(KeyError):
         from cmfrun.integrations.graph import node_statement
@@ -521,3 +524,25 @@ def test_small_batches_in_parallel_give_the_same_graph(project: Project, graph_u
         assert (again.nodes_existing, again.rels_existing) == (len(model.nodes), len(model.rels))
     finally:
         split.run("MATCH (n) DETACH DELETE n", {})
+
+
+def test_arangoml_entities_reach_the_graph(project: Project, graph_uri: str) -> None:
+    """ArangoML-style records (issue 13b) sync like any other: Cypher finds the deployment
+    serving a model trained on a dataset."""
+    from cmfrun import ArangoPipe
+
+    project.git_init()
+    store = connect(str(project.root / "mlmd"))
+    ml = ArangoPipe(store, root=project.root)
+    ml.register_project("churn")
+    ds = ml.register_dataset({"name": "raw"})
+    fs = ml.register_featureset({"name": "features", "technique": "scaling"}, "raw")
+    m = ml.register_model({"name": "rf", "technique": "random forest"})
+    ml.log_run(ds, fs, m, {"n_estimators": 50}, {"accuracy": 0.95}, "rf-v1", deployment_tag="prod")
+    ml.register_deployment("prod")
+    target = target_of(graph_uri)
+    sync(store, target)
+    rows = target.run(
+        "MATCH (d:Dataset {ArangoML_Name: 'raw'})-[:input|output*]->(m:Model)-[:input|output*]->(dep:Deployment) "
+        "RETURN DISTINCT m.ArangoML_Name, dep.Name", {}).rows
+    assert [r[0] for r in rows] == ["rf"] and "prod" in str(rows[0][1])

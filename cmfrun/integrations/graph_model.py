@@ -6,7 +6,7 @@ keeps working:
 - ``(:Pipeline)-[:contains]->(:Stage)-[:runs]->(:Execution)``;
 - ``(artifact)-[:input]->(:Execution)`` and ``(:Execution)-[:output]->(artifact)``, the
   artifact labelled by its type (``Dataset``, ``Model``, ``Metrics``, ``Step_Metrics``,
-  ``Dataslice``, ``Label``, ``Environment``, ``Validation_output``; any other type is an
+  ``Dataslice``, ``Label``, ``Environment``, ``Validation_output``, ``Deployment``; any other type is an
   ``Artifact`` node with a ``type`` property);
 - ``(:Execution)-[:linked {uri}]->(:Execution)`` from the execution that produced an
   artifact to each one that consumed it;
@@ -52,6 +52,7 @@ ARTIFACT_LABELS: Mapping[str, str] = {
         schema.LABEL,
         schema.ENVIRONMENT,
         schema.VALIDATION_OUTPUT,
+        "Deployment",  # ArangoML's deployments (cmfrun.integrations.arango.DEPLOYMENT)
     )
 }
 #: Every node label, with the properties MERGE matches on.

@@ -132,10 +132,7 @@ class FalkorTarget(GraphTarget):
                 "FalkorDB needs the falkordb client: pip install 'cmfrun[graph]'"
             ) from None
         parsed = urlparse(settings.uri)
-        try:
-            port = parsed.port or FALKOR_PORT
-        except ValueError:
-            raise errors.UsageError(f"bad port in graph URI {settings.shown!r}") from None
+        port = _port(settings) or FALKOR_PORT
         self.graph_name = unquote(parsed.path.lstrip("/")) or DEFAULT_GRAPH
         user = settings.user or unquote(parsed.username or "")
         password = settings.password or unquote(parsed.password or "")
@@ -207,7 +204,8 @@ class Neo4jTarget(GraphTarget):
         parsed = urlparse(settings.uri)
         self.database = unquote(parsed.path.lstrip("/")) or None
         # The driver gets the address without user info (credentials go in ``auth``) or database.
-        plain = f"{parsed.scheme}://{parsed.hostname or ''}" + (f":{parsed.port}" if parsed.port else "")
+        port = _port(settings)
+        plain = f"{parsed.scheme}://{parsed.hostname or ''}" + (f":{port}" if port else "")
         if parsed.query:
             plain += f"?{parsed.query}"
         user = settings.user or unquote(parsed.username or "")
@@ -247,6 +245,14 @@ class Neo4jTarget(GraphTarget):
             self._driver.close()
         except Exception:  # closing a broken driver has nothing left to report
             pass
+
+
+def _port(settings: GraphSettings) -> int:
+    """The URI's port (0 when it names none); a malformed one is bad input."""
+    try:
+        return urlparse(settings.uri).port or 0
+    except ValueError:
+        raise errors.UsageError(f"bad port in graph URI {settings.shown!r}") from None
 
 
 def _first_line(text: str, fallback: str) -> str:
