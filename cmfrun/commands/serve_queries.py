@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple, TypeVar
 
 from cmfrun import errors
-from cmfrun.commands import inspect
+from cmfrun.commands import browse, inspect
 from cmfrun.commands.inspect import ArtifactInfo, ExecutionInfo, PipelineInfo, ShowResult
 from cmfrun.lineage import LineageGraph
 from cmfrun.store import Store
@@ -122,7 +122,7 @@ def _sorted(items: Sequence[T], sort: str, allowed: Sequence[str]) -> List[T]:
     def value(item: T) -> Tuple[int, Any, int]:
         v = getattr(item, key)
         # None sorts first ascending; ties keep id order so paging is stable.
-        return (0, 0, 0) if v is None else (1, v, int(getattr(item, "id")))
+        return (0, 0, int(getattr(item, "id"))) if v is None else (1, v, int(getattr(item, "id")))
 
     return sorted(items, key=value, reverse=sort.startswith("-"))
 
@@ -140,6 +140,12 @@ def get_pipeline(store: Store, name: str) -> PipelineInfo:
     raise errors.NotFoundError(f"no pipeline {name!r} in the store")
 
 
+#: Sort keys answered from :class:`browse.BrowseCache` rows (``create_ms`` follows ids: MLMD
+#: stamps it when a record is written, in id order).
+_ROW_SORTS = {"id": "id", "create_ms": "id", "pipeline": "pipeline", "stage": "stage", "state": "state",
+              "duration_s": "duration_s", "uuid": "uuid"}
+
+
 def page_executions(
     store: Store,
     *,
@@ -150,14 +156,61 @@ def page_executions(
     sort: str = "-create_ms",
     limit: int = 100,
     offset: int = 0,
+    cache: Optional[browse.BrowseCache] = None,
 ) -> ExecutionPage:
-    """A page of executions matching the filters (see :func:`inspect.list_executions`), sorted by ``sort``."""
+    """A page of executions matching the filters (see :func:`inspect.list_executions`), sorted by ``sort``.
+
+    With a ``cache`` (a server keeps one) the matches are found, sorted and counted over
+    the cache's flattened rows, kept up to date with the store's writes, and only the
+    page's executions are read: milliseconds instead of seconds for 10,000 executions.
+    """
     _check_page(limit, offset)
     for text, what in ((pipeline, "pipeline"), (stage, "stage"), (state, "state"), (uuid, "uuid")):
         check_text(text, what)
+    key = sort[1:] if sort.startswith("-") else sort
+    if cache is not None and key in _ROW_SORTS:
+        return _page_from_rows(store, cache, pipeline, stage, state, uuid, sort, limit, offset)
     found = inspect.list_executions(store, pipeline=pipeline, stage=stage, uuid=uuid, state=state)
     items, total = _page(_sorted(found, sort, EXECUTION_SORTS), limit, offset)
     return ExecutionPage(items, total, limit, offset)
+
+
+def _page_from_rows(
+    store: Store,
+    cache: browse.BrowseCache,
+    pipeline: Optional[str],
+    stage: Optional[str],
+    state: Optional[str],
+    uuid: Optional[str],
+    sort: str,
+    limit: int,
+    offset: int,
+) -> ExecutionPage:
+    if state and state.upper() not in browse.STATES:
+        raise errors.UsageError(f"unknown execution state {state!r}")
+    if pipeline:
+        rows = list(cache.execution_rows(store, pipeline))
+        if stage:
+            short = stage[len(pipeline) + 1 :] if stage.startswith(pipeline + "/") else stage
+            if short not in {r.stage for r in rows}:
+                raise errors.NotFoundError(f"pipeline {pipeline!r} has no stage {stage!r}")
+            rows = [r for r in rows if r.stage == short]
+    else:
+        rows = [r for name in cache.pipelines(store) for r in cache.execution_rows(store, name)]
+        if stage:
+            rows = [r for r in rows if stage in (r.stage, f"{r.pipeline}/{r.stage}")]
+    if state:
+        rows = [r for r in rows if r.state == state.upper()]
+    if uuid:
+        rows = [r for r in rows if any(u.startswith(uuid) for u in r.uuid.split(","))]
+    field = _ROW_SORTS[sort.lstrip("-")]
+    ordered = _sorted(rows, field, tuple(_ROW_SORTS.values()))
+    if sort.startswith("-"):
+        ordered.reverse()
+    chosen = ordered[offset : offset + limit]
+    by_id = {int(e.id or 0): e for e in store.executions_by_id([r.id for r in chosen])}
+    items = tuple(inspect.execution_info(by_id[r.id]) for r in chosen if r.id in by_id)
+    return ExecutionPage(items, len(ordered), limit, offset)
 
 
 def page_artifacts(

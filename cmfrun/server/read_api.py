@@ -10,7 +10,7 @@ from typing import List, Optional
 
 from fastapi import APIRouter, Query
 
-from cmfrun.commands import inspect, serve_queries
+from cmfrun.commands import browse, inspect, serve_queries
 from cmfrun.commands.inspect import PipelineInfo, ShowResult
 from cmfrun.commands.serve_queries import ArtifactPage, ExecutionPage, LineageView
 from cmfrun.server.stores import StoreProvider
@@ -22,6 +22,8 @@ _OFFSET = Query(0, ge=0, le=2**31, description="Records to skip.")
 def create_router(provider: StoreProvider) -> APIRouter:
     """The ``/api/v1`` read routes."""
     router = APIRouter(prefix="/api/v1", tags=["read"])
+    # Flattened execution rows kept up to date with the store's writes (shared by all threads).
+    cache = browse.BrowseCache()
 
     @router.get("/pipelines", response_model=List[PipelineInfo])
     def pipelines() -> List[PipelineInfo]:
@@ -45,7 +47,8 @@ def create_router(provider: StoreProvider) -> APIRouter:
     ) -> ExecutionPage:
         """A page of executions, newest first unless ``sort`` says otherwise."""
         return serve_queries.page_executions(
-            provider.open(), pipeline=pipeline, stage=stage, state=state, uuid=uuid, sort=sort, limit=limit, offset=offset
+            provider.open(), pipeline=pipeline, stage=stage, state=state, uuid=uuid, sort=sort, limit=limit, offset=offset,
+            cache=cache,
         )
 
     @router.get("/executions/{ref:path}", response_model=ShowResult)
