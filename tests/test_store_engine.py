@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -19,7 +20,8 @@ import pytest
 from cmfrun import errors, schema
 from cmfrun.recorder import FileRef, RunRecord, new_uuid, record_run
 from cmfrun.records import Artifact, Context, Execution, Link
-from cmfrun.store import Store, choose_engine, connect, is_already_exists, mlmd_installed
+from cmfrun.store import Store, choose_engine, connect, is_already_exists, mlmd_installed, parse_location
+from tests.conftest import make_store_uri
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mlmd_schema"
 needs_mlmd = pytest.mark.skipif(not mlmd_installed(), reason="ml-metadata is not installed on this Python (<= 3.11 only)")
@@ -32,13 +34,13 @@ def _ddl(conn: sqlite3.Connection) -> List[str]:
 
 
 def _norm(stmt: str) -> str:
-    stmt = stmt.replace("IF NOT EXISTS ", "")
+    stmt = re.sub(r" AUTO_INCREMENT=\d+", "", stmt.replace("IF NOT EXISTS ", ""))  # a counter, not schema
     return re.sub(r"\s+", " ", stmt).strip().rstrip(";").strip()
 
 
 def _fixture_ddl(name: str) -> List[str]:
-    text = (FIXTURES / name).read_text()
-    return [_norm(s) for s in text.split(";\n") if s.strip()]
+    lines = [ln for ln in (FIXTURES / name).read_text().splitlines() if not ln.startswith("/*")]
+    return [_norm(s) for s in "\n".join(lines).split(";\n") if s.strip()]
 
 
 def test_sql_engine_creates_mlmds_sqlite_schema(tmp_path: Path) -> None:
@@ -50,6 +52,36 @@ def test_sql_engine_creates_mlmds_sqlite_schema(tmp_path: Path) -> None:
     simple = conn.execute("SELECT id, name, type_kind, version, external_id FROM Type WHERE name LIKE 'mlmd.%' ORDER BY id").fetchall()
     assert [r[1] for r in simple][:4] == ["mlmd.Dataset", "mlmd.Model", "mlmd.Metrics", "mlmd.Statistics"]
     assert [r[0] for r in simple] == list(range(1, 10)) and all(r[3] is None and r[4] is None for r in simple)
+
+
+def _dump(uri: str) -> List[str]:
+    loc = parse_location(uri)
+    if loc.backend == "postgresql":
+        argv = ["pg_dump", "-h", loc.host, "-p", str(loc.port), "-U", loc.user, "--schema-only", "--no-owner",
+                "--no-privileges", loc.database]
+    else:
+        argv = ["mariadb-dump", "-h", loc.host, "-P", str(loc.port), f"-u{loc.user}", "--no-data", "--skip-comments",
+                "--compact", loc.database]
+    if shutil.which(argv[0]) is None:
+        pytest.skip(f"{argv[0]} is not installed")
+    text = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    lines = [ln for ln in text.splitlines() if not re.match(r"^(--|SET |SELECT pg_catalog|\\restrict|\\unrestrict|/\*)", ln) and ln.strip()]
+    return [_norm(s) for s in "\n".join(lines).split(";\n") if s.strip()]
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres),
+                                     pytest.param("mysql", marks=pytest.mark.mysql)])
+def test_sql_engine_creates_mlmds_server_schema(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    uri = make_store_uri(backend, tmp_path, request)
+    connect(uri, engine="sql").close()
+    ours, theirs = _dump(uri), _fixture_ddl(f"{backend}.sql")
+    if backend == "mysql":  # MariaDB prints the unique keys of a table in an order of its own
+        ours, theirs = [_lines(s) for s in ours], [_lines(s) for s in theirs]
+    assert ours == theirs
+
+
+def _lines(stmt: str) -> List[str]:
+    return sorted(part.strip() for part in re.split(r",\s*(?=(?:UNIQUE |PRIMARY )?KEY )", stmt))
 
 
 @needs_mlmd
@@ -95,26 +127,31 @@ def _populate(store: Store, pipeline: str = "p") -> None:
 
 
 def _snapshot(store: Store) -> Dict[str, Any]:
-    execs = store.executions()
-    arts = store.artifacts()
-    ctxs = [c for t in store.type_names("context") for c in store.contexts_by_type(t)]
+    """Everything readable, in id order (ml-metadata leaves the order of its lists unspecified on servers)."""
+    execs = sorted(store.executions(), key=lambda e: e.id or 0)
+    arts = sorted(store.artifacts(), key=lambda a: a.id or 0)
+    ctxs = sorted((c for t in store.type_names("context") for c in store.contexts_by_type(t)), key=lambda c: c.id or 0)
+
+    def ids(records: Any) -> List[int]:
+        return sorted(int(r.id or 0) for r in records)
+
     return {
         "executions": execs,
         "artifacts": arts,
-        "contexts": sorted(ctxs, key=lambda c: c.id or 0),
+        "contexts": ctxs,
         "events": sorted(store.events_by_execution([e.id or 0 for e in execs]), key=lambda v: (v.execution_id, v.artifact_id, v.kind)),
-        "parents": {c.id: [p.id for p in store.parent_contexts(c.id or 0)] for c in ctxs},
-        "exec_contexts": {e.id: [c.id for c in store.contexts_by_execution(e.id or 0)] for e in execs},
-        "art_contexts": {a.id: [c.id for c in store.contexts_by_artifact(a.id or 0)] for a in arts},
-        "types": {k: store.type_names(k) for k in ("artifact", "execution", "context")},
-        "filtered": [e.id for e in store.executions(f"contexts_a.type = '{schema.STAGE_CONTEXT}' AND contexts_a.name LIKE 'p/%'")],
+        "parents": {c.id: ids(store.parent_contexts(c.id or 0)) for c in ctxs},
+        "exec_contexts": {e.id: ids(store.contexts_by_execution(e.id or 0)) for e in execs},
+        "art_contexts": {a.id: ids(store.contexts_by_artifact(a.id or 0)) for a in arts},
+        "types": {k: sorted(store.type_names(k)) for k in ("artifact", "execution", "context")},
+        "filtered": ids(store.executions(f"contexts_a.type = '{schema.STAGE_CONTEXT}' AND contexts_a.name LIKE 'p/%'")),
         "newest": [e.id for e in store.newest_executions("last_known_state = COMPLETE", 2)],
     }
 
 
 @needs_mlmd
-def test_sql_store_reads_back_identically_in_ml_metadata(tmp_path: Path) -> None:
-    path = tmp_path / "mlmd"
+def test_sql_store_reads_back_identically_in_ml_metadata(store_uri: str) -> None:
+    path = store_uri
     store = connect(path, engine="sql")
     _populate(store)
     ours = _snapshot(store)
@@ -125,8 +162,8 @@ def test_sql_store_reads_back_identically_in_ml_metadata(tmp_path: Path) -> None
 
 
 @needs_mlmd
-def test_ml_metadata_store_is_read_and_extended_by_sql(tmp_path: Path) -> None:
-    path = tmp_path / "mlmd"
+def test_ml_metadata_store_is_read_and_extended_by_sql(store_uri: str) -> None:
+    path = store_uri
     mlmd_store = connect(path, engine="mlmd")
     _populate(mlmd_store)
     before = _snapshot(mlmd_store)

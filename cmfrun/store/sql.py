@@ -1,7 +1,8 @@
 """The plain-SQL engine: MLMD's physical schema (version 10, as ml-metadata 1.17
 creates it) read and written with parameterised SQL, no ml-metadata needed.
 
-SQLite goes through the standard library's ``sqlite3``. A store made here opens
+SQLite goes through the standard library's ``sqlite3``, PostgreSQL through psycopg 3 and
+MySQL/MariaDB through PyMySQL (both imported only for their backend). A store made here opens
 in ml-metadata without migration and the other way round: the DDL, the
 pre-registered ``mlmd.*`` types, the enum numbers (type kinds, property data
 types, event types, execution states) and the property encoding
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import sqlite3
 import time
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
@@ -20,12 +22,13 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 from cmfrun import errors, schema
 from cmfrun.records import Artifact, Context, Event, Execution, Link, Props, Value
 from cmfrun.store import AlreadyExistsError, Store, StoreLocation, check_sqlite_file, chunks, type_external_id
+from cmfrun.store.ddl import MYSQL_DDL, POSTGRESQL_DDL
 from cmfrun.store.filterquery import compile_filter
 
 log = logging.getLogger(__name__)
 
 #: The backends this engine speaks so far.
-BACKENDS = ("sqlite",)
+BACKENDS = ("sqlite", "postgresql", "mysql")
 #: MLMD's ``MLMDEnv.schema_version`` for ml-metadata 1.15-1.17.
 MLMD_SCHEMA_VERSION = 10
 #: ``Type.type_kind``.
@@ -59,6 +62,8 @@ SIMPLE_TYPES = (
     ("mlmd.Evaluate", 0),
     ("mlmd.Deploy", 0),
 )
+#: How each backend words a unique-constraint violation.
+_UNIQUE_VIOLATION = ("duplicate key value", "Duplicate entry", "UNIQUE constraint failed")
 _SIMPLE_NAMES = {name for name, _ in SIMPLE_TYPES}
 #: MLMD keeps int_value in a 32-bit column on PostgreSQL and MySQL.
 _INT32 = (-(2**31), 2**31 - 1)
@@ -122,24 +127,63 @@ def _now_ms() -> int:
 
 def connect(loc: StoreLocation, *, create: bool = True, read_only: bool = False) -> "SqlStore":
     """Open the store at ``loc`` with plain SQL (see :func:`cmfrun.store.connect`)."""
-    if loc.backend != "sqlite":
-        raise errors.StoreUnavailableError(
-            f"the sql engine does not support {loc.backend} stores yet: use engine 'mlmd' (CMFRUN_ENGINE=mlmd) for {loc}"
-        )
-    assert loc.path is not None
-    read_only = check_sqlite_file(loc.path, create=create, read_only=read_only)
-    try:
-        if read_only:
-            conn = sqlite3.connect(loc.path.as_uri() + "?mode=ro", uri=True, isolation_level=None, timeout=30)
-        else:
-            conn = sqlite3.connect(str(loc.path), isolation_level=None, timeout=30)
-        store = SqlStore(conn, loc, read_only=read_only)
+    if loc.backend == "sqlite":
+        assert loc.path is not None
+        read_only = check_sqlite_file(loc.path, create=create, read_only=read_only)
+        try:
+            if read_only:
+                conn: Any = sqlite3.connect(loc.path.as_uri() + "?mode=ro", uri=True, isolation_level=None, timeout=30)
+            else:
+                conn = sqlite3.connect(str(loc.path), isolation_level=None, timeout=30)
+            store = SqlStore(conn, loc, read_only=read_only)
+            store.prepare_schema()
+        except sqlite3.DatabaseError as exc:
+            raise errors.CorruptStoreError(f"cannot open store {loc}: {exc}") from None
+    else:
+        store = SqlStore(_connect_server(loc), loc)
         store.prepare_schema()
-    except sqlite3.DatabaseError as exc:
-        raise errors.CorruptStoreError(f"cannot open store {loc}: {exc}") from None
     if not read_only:
         store.ensure_schema_version()
     return store
+
+
+_DB_NAME = re.compile(r"^[A-Za-z0-9_$-]{1,63}$")
+
+
+def _connect_server(loc: StoreLocation) -> Any:
+    """A connection to a PostgreSQL or MySQL store, creating its database if missing (as MLMD does)."""
+    if not _DB_NAME.match(loc.database):
+        raise errors.StoreURIError(f"store {loc}: database name {loc.database!r} is not a plain name")
+    try:
+        if loc.backend == "postgresql":
+            import psycopg
+
+            args = dict(host=loc.host, port=loc.port, user=loc.user or None, password=loc.password or None, connect_timeout=10)
+            try:
+                return psycopg.connect(dbname=loc.database, autocommit=True, **args)  # type: ignore[arg-type]
+            except psycopg.OperationalError as exc:
+                if "does not exist" not in str(exc):
+                    raise
+            with psycopg.connect(dbname="postgres", autocommit=True, **args) as admin:  # type: ignore[arg-type]
+                with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                    admin.execute(f'CREATE DATABASE "{loc.database}"'.encode())  # name checked above
+            return psycopg.connect(dbname=loc.database, autocommit=True, **args)  # type: ignore[arg-type]
+        import pymysql
+
+        conn = pymysql.connect(host=loc.host, port=loc.port, user=loc.user or "root", password=loc.password,
+                               autocommit=True, connect_timeout=10, charset="utf8mb4")
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE IF NOT EXISTS `{loc.database}`")  # name checked above
+            cur.execute(f"USE `{loc.database}`")
+        return conn
+    except errors.CmfrunError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every driver failure to connect is "unreachable"
+        text = str(exc).strip()
+        if loc.password:
+            text = text.replace(loc.password, "***")
+        first = text.splitlines()[0] if text else type(exc).__name__
+        raise errors.StoreUnavailableError(f"cannot reach store {loc}: {first}") from None
 
 
 def _value_columns(value: Value, kind: str = "") -> Tuple[Optional[int], Optional[float], Optional[str]]:
@@ -169,8 +213,13 @@ def _prop_rows(node_id: int, props: Props, custom: Props, declared: Mapping[str,
             if value is None:
                 continue
             i, d, s = _value_columns(value, "" if is_custom else declared.get(key, ""))
-            rows.append((node_id, key, is_custom, i, d, s, None))
+            rows.append((node_id, key, bool(is_custom), i, d, s, None))
     return rows
+
+
+def _is_driver_error(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from a DB-API driver (sqlite3, psycopg, PyMySQL)."""
+    return isinstance(exc, sqlite3.Error) or type(exc).__module__.split(".")[0] in ("psycopg", "pymysql")
 
 
 def _read_value(row: Sequence[Any]) -> Value:
@@ -191,29 +240,85 @@ class SqlStore(Store):
 
     engine = "sql"
 
-    def __init__(self, conn: sqlite3.Connection, location: StoreLocation, *, read_only: bool = False):
+    def __init__(self, conn: Any, location: StoreLocation, *, read_only: bool = False):
         super().__init__(location, read_only=read_only)
         self._conn: Any = conn
+        self._backend = location.backend
         self._in_tx = False
         self._type_ids: Dict[Tuple[str, str], int] = {}
         self._type_names: Dict[Tuple[str, int], str] = {}
 
     # -- plumbing ----------------------------------------------------------------------------
-    def _q(self, sql: str, params: Sequence[Any] = ()) -> List[Tuple[Any, ...]]:
-        return list(self._conn.execute(sql, tuple(params)).fetchall())
+    def _sql(self, sql: str) -> str:
+        """SQLite's text in this backend's dialect: ``%s`` placeholders; PostgreSQL's MLMD
+        tables are unquoted lower-case names, so the backquotes go."""
+        if self._backend == "sqlite":
+            return sql
+        if self._backend == "postgresql":
+            sql = sql.replace("`", "")
+        return sql.replace("?", "%s")
 
-    def _exec(self, sql: str, params: Sequence[Any] = ()) -> int:
-        cur = self._conn.execute(sql, tuple(params))
-        return int(cur.lastrowid or 0)
+    def _q(self, sql: str, params: Sequence[Any] = ()) -> List[Tuple[Any, ...]]:
+        cur = self._conn.cursor()
+        try:
+            cur.execute(self._sql(sql), tuple(params))
+            return [tuple(r) for r in cur.fetchall()]
+        finally:
+            cur.close()
+
+    def _exec(self, sql: str, params: Sequence[Any] = ()) -> None:
+        cur = self._conn.cursor()
+        try:
+            cur.execute(self._sql(sql), tuple(params))
+        finally:
+            cur.close()
+
+    def _insert(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run an INSERT into a table with an ``id`` column; returns the new id."""
+        cur = self._conn.cursor()
+        try:
+            if self._backend == "postgresql":
+                cur.execute(self._sql(sql) + " RETURNING id", tuple(params))
+                return int(cur.fetchone()[0])
+            cur.execute(self._sql(sql), tuple(params))
+            return int(cur.lastrowid or 0)
+        finally:
+            cur.close()
 
     def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            self._conn.executemany(sql, [tuple(r) for r in rows])
+            cur = self._conn.cursor()
+            try:
+                cur.executemany(self._sql(sql), [tuple(r) for r in rows])
+            finally:
+                cur.close()
+
+    def _insert_ignore(self, table: str, cols: Tuple[str, str], rows: Sequence[Tuple[int, int]]) -> None:
+        """Insert link rows, keeping existing ones (MLMD's links are idempotent)."""
+        names = f"(`{cols[0]}`, `{cols[1]}`) VALUES (?, ?)"
+        if self._backend == "sqlite":
+            self._many(f"INSERT OR IGNORE INTO `{table}` {names}", rows)
+        elif self._backend == "mysql":
+            self._many(f"INSERT IGNORE INTO `{table}` {names}", rows)
+        else:
+            self._many(f"INSERT INTO `{table}` {names} ON CONFLICT DO NOTHING", rows)
+
+    def _tables(self) -> set:  # type: ignore[type-arg]
+        if self._backend == "sqlite":
+            rows = self._q("SELECT name FROM sqlite_master WHERE type = 'table'")
+        elif self._backend == "postgresql":
+            rows = self._q("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")
+        else:
+            rows = self._q("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()")
+        return {str(r[0]).lower() for r in rows}
+
+    def _ddl(self) -> Sequence[str]:
+        return {"sqlite": SQLITE_DDL, "postgresql": POSTGRESQL_DDL, "mysql": MYSQL_DDL}[self._backend]
 
     def prepare_schema(self) -> None:
         """Create MLMD's tables in an empty store; check the schema version of an existing one."""
-        tables = {r[0] for r in self._q("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if "MLMDEnv" in tables:
+        tables = self._tables()
+        if "mlmdenv" in tables:
             rows = self._q("SELECT schema_version FROM `MLMDEnv`")
             version = max((int(r[0]) for r in rows), default=0)
             if version > MLMD_SCHEMA_VERSION:
@@ -228,11 +333,11 @@ class SqlStore(Store):
                 )
             return
         if tables - {"sqlite_sequence"}:
-            raise errors.CorruptStoreError(f"store {self.location} is a SQLite file but not an MLMD store")
+            raise errors.CorruptStoreError(f"store {self.location} holds other tables but is not an MLMD store")
         if self.read_only:
             raise errors.CorruptStoreError(f"store {self.location} is an empty file, not an MLMD store")
         with self.write_lock(), self._tx():
-            for stmt in SQLITE_DDL:
+            for stmt in self._ddl():
                 self._exec(stmt)
             self._exec("INSERT INTO `MLMDEnv` (`schema_version`) VALUES (?)", (MLMD_SCHEMA_VERSION,))
             self._many("INSERT INTO `Type` (`name`, `type_kind`) VALUES (?, ?)", SIMPLE_TYPES)
@@ -242,27 +347,29 @@ class SqlStore(Store):
         if self._in_tx:
             yield
             return
+        begin = {"sqlite": "BEGIN IMMEDIATE", "postgresql": "BEGIN", "mysql": "START TRANSACTION"}[self._backend]
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
+            self._exec(begin)
+        except Exception as exc:  # noqa: BLE001 - a driver error (locked, gone) becomes a store error
             raise self._translate(exc) from None
         self._in_tx = True
         try:
             yield
         except BaseException as exc:
             self._in_tx = False
-            self._conn.execute("ROLLBACK")
+            with contextlib.suppress(Exception):
+                self._exec("ROLLBACK")
             self._forget_types()  # a type created in the rolled-back transaction is gone
-            if isinstance(exc, sqlite3.Error):
+            if isinstance(exc, Exception) and not isinstance(exc, errors.CmfrunError) and _is_driver_error(exc):
                 raise self._translate(exc) from None
             raise
         else:
             self._in_tx = False
             try:
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    self._conn.execute("ROLLBACK")
+                self._exec("COMMIT")
+            except Exception as exc:  # noqa: BLE001
+                with contextlib.suppress(Exception):
+                    self._exec("ROLLBACK")
                 raise self._translate(exc) from None
 
     def _forget_types(self) -> None:
@@ -271,7 +378,7 @@ class SqlStore(Store):
 
     def _translate(self, exc: BaseException) -> Exception:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in msg:
+        if any(m in str(exc) for m in _UNIQUE_VIOLATION):
             return AlreadyExistsError(f"store {self.location}: {msg}")
         low = msg.lower()
         if "readonly" in low or "read-only" in low:
@@ -300,7 +407,7 @@ class SqlStore(Store):
     def _put_type(self, kind: str, name: str, properties: Mapping[str, str]) -> int:
         found = self._find_type(kind, name)
         if found is None:
-            tid = self._exec(
+            tid = self._insert(
                 "INSERT INTO `Type` (`name`, `type_kind`, `external_id`) VALUES (?, ?, ?)",
                 (name, TYPE_KIND[kind], type_external_id(kind, name)),
             )
@@ -581,9 +688,9 @@ class SqlStore(Store):
             paths: Dict[int, List[str]] = {}
             for sub in chunks([int(r[0]) for r in rows]):
                 for eid, key in self._q(
-                    "SELECT `event_id`, `step_key` FROM `EventPath` WHERE `is_index_step` = 0 AND "
+                    "SELECT `event_id`, `step_key` FROM `EventPath` WHERE `is_index_step` = ? AND "
                     f"`event_id` IN ({','.join('?' * len(sub))})",
-                    sub,
+                    [False, *sub],
                 ):
                     paths.setdefault(int(eid), []).append(str(key))
             out.extend(
@@ -626,7 +733,7 @@ class SqlStore(Store):
         declared = schema.ARTIFACT_PROPERTIES.get(a.type, {})
         tid = self.ensure_type("artifact", a.type, declared)
         if a.id is None:
-            aid = self._exec(
+            aid = self._insert(
                 "INSERT INTO `Artifact` (`type_id`, `uri`, `name`, `create_time_since_epoch`, `last_update_time_since_epoch`) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (tid, a.uri, a.name or None, now, now),
@@ -652,7 +759,7 @@ class SqlStore(Store):
         tid = self.ensure_type("execution", e.type, declared)
         state = EXECUTION_STATE[e.state]
         if e.id is None:
-            eid = self._exec(
+            eid = self._insert(
                 "INSERT INTO `Execution` (`type_id`, `last_known_state`, `name`, `create_time_since_epoch`, "
                 "`last_update_time_since_epoch`) VALUES (?, ?, ?, ?, ?)",
                 (tid, state, e.name or None, now, now),
@@ -677,7 +784,7 @@ class SqlStore(Store):
         declared = schema.CONTEXT_PROPERTIES.get(c.type, {})
         tid = self.ensure_type("context", c.type, declared)
         if c.id is None:
-            cid = self._exec(
+            cid = self._insert(
                 "INSERT INTO `Context` (`type_id`, `name`, `create_time_since_epoch`, `last_update_time_since_epoch`) "
                 "VALUES (?, ?, ?, ?)",
                 (tid, c.name, now, now),
@@ -702,23 +809,23 @@ class SqlStore(Store):
         return out
 
     def _write_event(self, execution_id: int, artifact_id: int, kind: str, path_key: Optional[str], now: int) -> None:
-        ev = self._exec(
+        ev = self._insert(
             "INSERT INTO `Event` (`artifact_id`, `execution_id`, `type`, `milliseconds_since_epoch`) VALUES (?, ?, ?, ?)",
             (artifact_id, execution_id, EVENT_TYPE[kind], now),
         )
         if path_key:
             self._exec(
-                "INSERT INTO `EventPath` (`event_id`, `is_index_step`, `step_index`, `step_key`) VALUES (?, 0, NULL, ?)",
-                (ev, path_key),
+                "INSERT INTO `EventPath` (`event_id`, `is_index_step`, `step_index`, `step_key`) VALUES (?, ?, NULL, ?)",
+                (ev, False, path_key),
             )
 
     def _link_rows(self, associations: Iterable[Tuple[int, int]], attributions: Iterable[Tuple[int, int]]) -> None:
         # Existing links are kept, as MLMD's PutAttributionsAndAssociations does.
-        self._many("INSERT OR IGNORE INTO `Association` (`context_id`, `execution_id`) VALUES (?, ?)", list(dict.fromkeys(associations)))
-        self._many("INSERT OR IGNORE INTO `Attribution` (`context_id`, `artifact_id`) VALUES (?, ?)", list(dict.fromkeys(attributions)))
+        self._insert_ignore("Association", ("context_id", "execution_id"), list(dict.fromkeys(associations)))
+        self._insert_ignore("Attribution", ("context_id", "artifact_id"), list(dict.fromkeys(attributions)))
 
     def _parent_link(self, child_id: int, parent_id: int) -> None:
-        self._exec("INSERT OR IGNORE INTO `ParentContext` (`context_id`, `parent_context_id`) VALUES (?, ?)", (child_id, parent_id))
+        self._insert_ignore("ParentContext", ("context_id", "parent_context_id"), [(child_id, parent_id)])
 
     # -- writes ------------------------------------------------------------------------------
     def put_context(self, context: Context, parent_id: Optional[int] = None) -> int:
