@@ -231,6 +231,62 @@ def run_bursts(backend: str, tmp: Path, payloads: Dict[str, List[Tuple[str, byte
     return rows
 
 
+def _get_ms(url: str) -> float:
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=600) as resp:
+        resp.read()
+    return (time.perf_counter() - t0) * 1000
+
+
+def read_bench(tmp: Path, n: int) -> List[str]:
+    """`GET /api/v1/executions` on a store of ``n`` executions (bench_ui's generator)."""
+    from benchmarks.bench_ui import PIPELINE, build_store
+
+    path = tmp / "big.mlmd"
+    build_store(path, n)
+    store = connect(path, create=False)
+    t0 = time.perf_counter()
+    inspect.list_executions(store, pipeline=PIPELINE)
+    baseline_ms = (time.perf_counter() - t0) * 1000
+    store.close()
+    server = Server(str(path), tmp / "big-data")
+    try:
+        q = server.url + f"/api/v1/executions?pipeline={PIPELINE}&limit=20"
+        first = _get_ms(q)  # waits for the warm-up the server started
+        warm = statistics.median(_get_ms(q + f"&offset={20 * i}&sort={'-id' if i % 2 else 'stage'}") for i in range(21))
+        one_uuid = json.loads(urllib.request.urlopen(q, timeout=60).read())["items"][0]["uuid"]
+        show = statistics.median(_get_ms(server.url + f"/api/v1/executions/{one_uuid}") for _ in range(11))
+        start = threading.Barrier(33)
+
+        def reader(k: int) -> None:
+            start.wait()
+            for i in range(5):
+                _get_ms(q + f"&offset={(k * 5 + i) * 20}")
+
+        threads = [threading.Thread(target=reader, args=(k,)) for k in range(32)]
+        for t in threads:
+            t.start()
+        start.wait()
+        t0 = time.perf_counter()
+        for t in threads:
+            t.join()
+        rps = 32 * 5 / (time.perf_counter() - t0)
+    finally:
+        server.stop()
+    return [
+        "",
+        f"Reads: `GET /api/v1/executions?pipeline=...&limit=20` on a store of {n} executions (bench_ui's generator), "
+        "`cmf server` in a child process; the server fills its executions cache in the background when it starts.",
+        "",
+        "| measure | median | baseline (same run) | ratio |",
+        "|---|---|---|---|",
+        f"| one page, cache warm (21 pages, two sort orders) | {warm:.1f} ms | `inspect.list_executions` of the pipeline (what a page cost before the cache): {baseline_ms:.0f} ms | {warm / baseline_ms:.3f}x |",
+        f"| first page right after the server started (waits for the warm-up) | {first:.0f} ms | | |",
+        f"| one execution by uuid (`/api/v1/executions/UUID`) | {show:.1f} ms | | |",
+        f"| 32 clients x 5 pages at once | {rps:.0f} requests/s | | |",
+    ]
+
+
 def main(quick: bool = False) -> str:
     execs = 4 if quick else EXECS
     repeats = 1 if quick else 3
@@ -243,6 +299,7 @@ def main(quick: bool = False) -> str:
             if backend == "postgresql" and not _pg_up():
                 continue
             rows += run_bursts(backend, tmp, payloads, execs, repeats)
+        reads = read_bench(tmp, 1000 if quick else 10_000)
     load_after = os.getloadavg()[0]
     lines = [
         "## cmf server (issue 10, server half): 32 sites pushing at once",
@@ -264,6 +321,7 @@ def main(quick: bool = False) -> str:
             f"| {r['backend']} | {r['burst']} | {r['sent']} ({r['unique']}) | {r['concurrent_s']:.2f} s | {SITES / r['concurrent_s']:.1f} | "
             f"{r['sequential_s']:.2f} s | {r['concurrent_s'] / r['sequential_s']:.2f}x | {ok} |"
         )
+    lines += reads
     lines += ["", f"Load average (1 min) {load_before:.1f} before, {load_after:.1f} after, on {os.cpu_count()} cores."]
     return "\n".join(lines)
 

@@ -8,12 +8,14 @@ OpenAPI spec at ``/openapi.json`` (docs at ``/docs``).
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any, Dict, FrozenSet
 
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from cmfrun import __version__
+from cmfrun.commands import browse
 from cmfrun.server import cmf_protocol, handlers, read_api
 from cmfrun.server.guard import Guard
 from cmfrun.server.settings import ServerSettings
@@ -42,7 +44,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.store_provider = provider
     handlers.install(app)
     app.include_router(cmf_protocol.create_router(provider, uploads))
-    app.include_router(read_api.create_router(provider))
+    cache = browse.BrowseCache()
+    app.include_router(read_api.create_router(provider, cache))
     read_posts: FrozenSet[str] = cmf_protocol.READ_POSTS
     merge_posts: FrozenSet[str] = cmf_protocol.MERGE_POSTS
     try:
@@ -74,6 +77,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         def root() -> RedirectResponse:
             return RedirectResponse("/ui/")
 
+    threading.Thread(target=_warm, args=(provider, cache), name="cmf-server-warm-up", daemon=True).start()
     app.add_middleware(
         Guard,  # type: ignore[arg-type]
         token=settings.token,
@@ -83,6 +87,20 @@ def create_app(settings: ServerSettings) -> FastAPI:
         merge_posts=merge_posts,
     )
     return app
+
+
+def _warm(provider: StoreProvider, cache: browse.BrowseCache) -> None:
+    """Fill the executions cache in the background, so the first listing after a start
+    does not read a big store whole while its client waits (requests meanwhile wait for it)."""
+    try:
+        store = provider.open_fresh()
+        try:
+            for name in cache.pipelines(store):
+                cache.execution_rows(store, name)
+        finally:
+            store.close()
+    except Exception:  # a warm-up failure only means the first request fills the cache
+        log.warning("warming the executions cache failed", exc_info=True)
 
 
 def serve(settings: ServerSettings) -> None:

@@ -19,11 +19,11 @@ _LIMIT = Query(100, ge=1, le=serve_queries.MAX_LIMIT, description="Page size.")
 _OFFSET = Query(0, ge=0, le=2**31, description="Records to skip.")
 
 
-def create_router(provider: StoreProvider) -> APIRouter:
-    """The ``/api/v1`` read routes."""
+def create_router(provider: StoreProvider, cache: Optional[browse.BrowseCache] = None) -> APIRouter:
+    """The ``/api/v1`` read routes; ``cache`` holds flattened execution rows kept up to date
+    with the store's writes (shared by all threads; one is made when not given)."""
     router = APIRouter(prefix="/api/v1", tags=["read"])
-    # Flattened execution rows kept up to date with the store's writes (shared by all threads).
-    cache = browse.BrowseCache()
+    cache = cache if cache is not None else browse.BrowseCache()
 
     @router.get("/pipelines", response_model=List[PipelineInfo])
     def pipelines() -> List[PipelineInfo]:
