@@ -6,10 +6,10 @@ X (the contract's rule, which CMF's readers follow too); children are the
 OUTPUT artifacts of every execution with an INPUT event on X. Lineage crosses
 pipelines freely: events do not belong to a pipeline.
 
-The walk is level by level: each level costs two batched store calls (events
-of the frontier artifacts, events of the new executions), whatever the number
-of paths, and a visited set means every record is expanded once. Records are
-fetched in one batched call per kind at the end.
+The walk is :meth:`Store.walk_lineage`: level by level on ml-metadata (two
+batched store calls per level, every record expanded once), one recursive
+query on the SQL engine. Records are fetched in one batched call per kind at
+the end.
 
 Depth counts execution generations: ``depth=1`` from an artifact gives its
 producing executions and their inputs (``up``); from an execution, ``depth=1``
@@ -86,50 +86,11 @@ def _walk(
         raise ValueError(f"direction must be {UP!r} or {DOWN!r}, not {direction!r}")
     if depth is not None and depth < 0:
         raise ValueError("depth must be >= 0")
-    # up: artifact <-OUTPUT- execution <-INPUT- artifact; down: the mirror image.
-    to_exec_kind, to_art_kind = (OUTPUT, INPUT) if direction == UP else (INPUT, OUTPUT)
     root_arts = tuple(dict.fromkeys(int(a) for a in artifact_ids))
     root_execs = tuple(dict.fromkeys(int(e) for e in execution_ids))
-    art_depth: Dict[int, int] = {a: 0 for a in root_arts}
-    exec_depth: Dict[int, int] = {e: 0 for e in root_execs}
-    edges: Set[Edge] = set()
-    truncated = False
-
-    def expand_executions(execs: Sequence[int], level: int) -> List[int]:
-        """Artifacts on the far side of ``execs`` (new ones become the next frontier)."""
-        new: List[int] = []
-        for ev in store.events_by_execution(execs):
-            if ev.kind != to_art_kind:
-                continue
-            edges.add((ev.execution_id, ev.artifact_id, ev.kind))
-            if ev.artifact_id not in art_depth:
-                art_depth[ev.artifact_id] = level
-                new.append(ev.artifact_id)
-        return new
-
-    frontier_arts: List[int] = list(root_arts)
-    level = 0
-    if root_execs:
-        if depth is None or depth >= 1:
-            level = 1
-            frontier_arts += expand_executions(list(root_execs), 1)
-        else:
-            truncated = True
-    while frontier_arts:
-        if depth is not None and level >= depth:
-            truncated = any(ev.kind == to_exec_kind for ev in store.events_by_artifact(frontier_arts))
-            break
-        level += 1
-        new_execs: List[int] = []
-        for ev in store.events_by_artifact(frontier_arts):
-            if ev.kind != to_exec_kind:
-                continue
-            edges.add((ev.execution_id, ev.artifact_id, ev.kind))
-            if ev.execution_id not in exec_depth:
-                exec_depth[ev.execution_id] = level
-                new_execs.append(ev.execution_id)
-        frontier_arts = expand_executions(new_execs, level) if new_execs else []
-
+    # The store walks (level by level, or one recursive query on the SQL engine).
+    walk = store.walk_lineage(direction, root_arts, root_execs, depth)
+    art_depth, exec_depth, edges, truncated = walk.artifact_depth, walk.execution_depth, walk.edges, walk.truncated
     artifacts: Dict[int, Artifact] = {}
     executions: Dict[int, Execution] = {}
     if fetch:

@@ -17,11 +17,11 @@ import logging
 import re
 import sqlite3
 import time
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 from cmfrun import errors, schema
 from cmfrun.records import Artifact, Context, Event, Execution, Link, Props, Value
-from cmfrun.store import AlreadyExistsError, Store, StoreLocation, check_sqlite_file, chunks, type_external_id
+from cmfrun.store import AlreadyExistsError, LineageWalk, Store, StoreLocation, check_sqlite_file, chunks, type_external_id
 from cmfrun.store.ddl import MYSQL_DDL, POSTGRESQL_DDL
 from cmfrun.store.filterquery import compile_filter
 
@@ -429,14 +429,25 @@ class SqlStore(Store):
         key = (kind, name)
         if key in self._type_ids:
             return self._type_ids[key]
-        found = self._find_type(kind, name)
-        if found is not None and all(p in found[1] for p in properties):
-            type_id = found[0]
-        else:
+        for attempt in range(20):
+            found = self._find_type(kind, name)
+            if found is not None and all(p in found[1] for p in properties):
+                type_id = found[0]
+                break
             if self.read_only:
                 raise errors.ReadOnlyStoreError(f"store {self.location} is open read-only")
-            with self._writing():
-                type_id = self._put_type(kind, name, properties)
+            try:
+                with self._writing():
+                    type_id = self._put_type(kind, name, properties)
+                break
+            except AlreadyExistsError:
+                # A concurrent writer created the type first (its external id is unique):
+                # read theirs, unless we are inside a larger transaction that must fail whole.
+                if self._in_tx:
+                    raise
+                time.sleep(0.01 * attempt)
+        else:
+            raise errors.StoreError(f"store {self.location}: could not create type {name!r}")
         self._type_ids[key] = type_id
         self._type_names[(kind, type_id)] = name
         return type_id
@@ -713,6 +724,65 @@ class SqlStore(Store):
         """Events of these artifacts, batched."""
         return self._events("artifact_id", ids)
 
+    # -- lineage -----------------------------------------------------------------------------
+    def walk_lineage(
+        self, direction: str, artifact_ids: Sequence[int], execution_ids: Sequence[int], depth: Optional[int]
+    ) -> LineageWalk:
+        """One recursive query per walk (see :meth:`Store.walk_lineage`).
+
+        Rows are (kind, id, generation); ``UNION`` drops repeats and the generation
+        bound (``depth``, else the number of executions, the longest possible
+        chain) ends the recursion even on a cyclic graph. Roots of both kinds at
+        once keep the level-by-level walk (its generation numbering differs there).
+        """
+        arts = list(dict.fromkeys(int(a) for a in artifact_ids))
+        execs = list(dict.fromkeys(int(e) for e in execution_ids))
+        if (arts and execs) or len(arts) + len(execs) > 500:
+            return super().walk_lineage(direction, arts, execs, depth)
+        to_exec, to_art = (("OUTPUT", "INPUT") if direction == "up" else ("INPUT", "OUTPUT"))
+        cap = depth if depth is not None else int(self._q("SELECT COUNT(*) FROM `Execution`")[0][0]) + 1
+        kind, roots = ("a", arts) if arts else ("e", execs)
+        seed = "SELECT CAST(? AS TEXT), CAST(? AS INTEGER), 0" if self._backend == "postgresql" else "SELECT ?, ?, 0"
+        seeds = " UNION ".join(seed for _ in roots)
+        if self._backend == "postgresql":
+            # PostgreSQL allows one recursive term: both steps in one join (its planner ORs two indexes).
+            steps = (
+                "SELECT CASE WHEN w.kind = 'a' THEN 'e' ELSE 'a' END, "
+                "CASE WHEN w.kind = 'a' THEN v.execution_id ELSE v.artifact_id END, "
+                "CASE WHEN w.kind = 'a' THEN w.lvl + 1 WHEN w.lvl = 0 THEN 1 ELSE w.lvl END FROM walk w JOIN Event v ON "
+                "((w.kind = 'a' AND v.artifact_id = w.id AND v.type = ? AND w.lvl < ?) OR "
+                "(w.kind = 'e' AND v.execution_id = w.id AND v.type = ? AND (w.lvl > 0 OR ? >= 1)))"
+            )
+        else:
+            # Two recursive terms, each an indexed join (SQLite and MariaDB/MySQL allow it).
+            steps = (
+                "SELECT 'e', v.`execution_id`, w.lvl + 1 FROM walk w JOIN `Event` v ON v.`artifact_id` = w.id "
+                "WHERE w.kind = 'a' AND v.`type` = ? AND w.lvl < ? "
+                "UNION "
+                "SELECT 'a', v.`artifact_id`, CASE WHEN w.lvl = 0 THEN 1 ELSE w.lvl END FROM walk w "
+                "JOIN `Event` v ON v.`execution_id` = w.id WHERE w.kind = 'e' AND v.`type` = ? AND (w.lvl > 0 OR ? >= 1)"
+            )
+        rows = self._q(
+            f"WITH RECURSIVE walk(kind, id, lvl) AS ({seeds} UNION {steps}) SELECT kind, id, MIN(lvl) FROM walk GROUP BY kind, id",
+            [x for r in roots for x in (kind, r)] + [EVENT_TYPE[to_exec], cap, EVENT_TYPE[to_art], cap],
+        )
+        art_depth = {int(i): int(d) for k, i, d in rows if k == "a"}
+        exec_depth = {int(i): int(d) for k, i, d in rows if k == "e"}
+        edges: Set[Tuple[int, int, str]] = set()
+        expanded = [a for a, d in art_depth.items() if depth is None or d < depth]
+        for ev in self.events_by_artifact(expanded):
+            if ev.kind == to_exec:
+                edges.add((ev.execution_id, ev.artifact_id, ev.kind))
+        if depth is None or depth >= 1 or not execs:
+            for ev in self.events_by_execution(list(exec_depth)):
+                if ev.kind == to_art:
+                    edges.add((ev.execution_id, ev.artifact_id, ev.kind))
+        truncated = bool(execs) and depth == 0
+        if depth is not None and not truncated:
+            edge_frontier = [a for a, d in art_depth.items() if d == depth]
+            truncated = any(ev.kind == to_exec for ev in self.events_by_artifact(edge_frontier))
+        return LineageWalk(art_depth, exec_depth, edges, truncated)
+
     # -- node writes (inside a transaction) --------------------------------------------------
     def _write_props(self, kind: str, node_id: int, props: Props, custom: Props, declared: Mapping[str, str]) -> None:
         _, ptable, idcol, _ = _NODE[kind]
@@ -830,6 +900,7 @@ class SqlStore(Store):
     # -- writes ------------------------------------------------------------------------------
     def put_context(self, context: Context, parent_id: Optional[int] = None) -> int:
         """Create or update a context (and link it under ``parent_id``); returns its id."""
+        self._prepare_types(contexts=[context])
         with self._writing():
             cid = self._write_context(context, _now_ms())
             if parent_id is not None:
@@ -841,21 +912,37 @@ class SqlStore(Store):
     ) -> Context:
         """CMF's get-or-create by name: custom properties are set on first creation only."""
         found = self.context(type_name, name)
-        if found is None:
+        attempt = 0
+        while found is None:
             try:
                 self.put_context(Context(type_name, name, properties=properties, custom=custom), parent_id)
             except AlreadyExistsError:
-                pass  # another writer created it first: use theirs
+                # Another writer is creating it (or its type); on a server its transaction may
+                # not be visible yet, or may have rolled back: look again, then retry.
+                time.sleep(0.01 * attempt)
             found = self.context(type_name, name)
-            if found is None:
+            attempt += 1
+            if found is None and attempt > 20:
                 raise errors.StoreError(f"store {self.location}: could not create context {name!r}")
         if parent_id is not None and parent_id not in {c.id for c in self.parent_contexts(found.id or 0)}:
             with self._writing():
                 self._parent_link(int(found.id or 0), parent_id)
         return found
 
+    def _prepare_types(self, executions: Iterable[Execution] = (), artifacts: Iterable[Artifact] = (),
+                       contexts: Iterable[Context] = ()) -> None:
+        """Create missing types first, each in its own short transaction, so a record write
+        never fails whole because a concurrent writer registered the same type."""
+        for e in executions:
+            self.ensure_type("execution", e.type, schema.EXECUTION_PROPERTIES)
+        for a in artifacts:
+            self.ensure_type("artifact", a.type, schema.ARTIFACT_PROPERTIES.get(a.type, {}))
+        for c in contexts:
+            self.ensure_type("context", c.type, schema.CONTEXT_PROPERTIES.get(c.type, {}))
+
     def put_execution(self, execution: Execution, links: Sequence[Link], context_ids: Sequence[int]) -> Tuple[int, List[int]]:
         """Write an execution, its artifacts and events and its context links in one transaction."""
+        self._prepare_types([execution], [link.artifact for link in links])
         with self._writing():
             now = _now_ms()
             eid = self._write_execution(execution, now)
@@ -873,6 +960,7 @@ class SqlStore(Store):
         context_ids: Sequence[int],
     ) -> Tuple[List[int], List[int]]:
         """Bulk write in one transaction (ingest)."""
+        self._prepare_types(executions, artifacts)
         with self._writing():
             now = _now_ms()
             eids = [self._write_execution(e, now) for e in executions]
@@ -898,6 +986,7 @@ class SqlStore(Store):
         """Create several contexts at once (each linked under ``parent_id``); returns their ids."""
         if not contexts:
             return []
+        self._prepare_types(contexts=contexts)
         with self._writing():
             now = _now_ms()
             cids = [self._write_context(c, now) for c in contexts]
@@ -915,11 +1004,13 @@ class SqlStore(Store):
 
     def update_execution(self, execution: Execution) -> int:
         """Write an execution record (create when ``id`` is unset); returns its id."""
+        self._prepare_types([execution])
         with self._writing():
             return self._write_execution(execution, _now_ms())
 
     def update_artifact(self, artifact: Artifact) -> int:
         """Write an artifact record (create when ``id`` is unset); returns its id."""
+        self._prepare_types(artifacts=[artifact])
         with self._writing():
             return self._write_artifact(artifact, _now_ms())
 
