@@ -546,3 +546,27 @@ def test_arangoml_entities_reach_the_graph(project: Project, graph_uri: str) -> 
         "MATCH (d:Dataset {ArangoML_Name: 'raw'})-[:input|output*]->(m:Model)-[:input|output*]->(dep:Deployment) "
         "RETURN DISTINCT m.ArangoML_Name, dep.Name", {}).rows
     assert [r[0] for r in rows] == ["rf"] and "prod" in str(rows[0][1])
+
+
+def test_keys_an_index_cannot_find_still_merge_once(project: Project, graph_uri: str) -> None:
+    """Empty keys, keys with leading/trailing whitespace and very long keys (FalkorDB's index
+    finds none of them) are matched by a scan: a second sync still creates nothing. NUL
+    characters (FalkorDB cannot take them in a parameter) arrive as U+FFFD."""
+    project.git_init()
+    store = connect(str(project.root / "mlmd"))
+    pipe, stage = ensure_contexts(store, " padded pipeline ", "stage\t")
+    odd_keys = [" lead", "trail\n", "x" * 5000]
+    for i, key in enumerate(odd_keys):
+        ex = Execution("Odd", properties={"Execution_uuid": key, "Context_ID": int(stage.id or 0)},
+                       custom={"nul": "a\x00b"}, state="COMPLETE")
+        store.put_execution(ex, [Link(Artifact(schema.DATASET, f"d{i}", key + "h"), "INPUT")], [int(stage.id or 0)])
+    target = target_of(graph_uri)
+    first = sync(store, target)
+    assert first.nodes_created == 2 + 2 * len(odd_keys) and first.rels_created == 1 + 2 * len(odd_keys), first
+    again = sync(store, target, full=True)
+    assert (again.nodes_created, again.nodes_updated, again.rels_created) == (0, 0, 0), again
+    nodes, rels = dump(target)
+    assert len(nodes) == first.nodes_created and len(rels) == first.rels_created
+    stored = {str(e.custom["nul"]) for e in store.executions()}  # ml-metadata itself cuts at the NUL
+    assert target.run("MATCH (e:Execution) RETURN collect(DISTINCT e.nul)", {}).rows == [[[v.replace("\x00", "\ufffd") for v in stored]]]
+    assert target.run("MATCH (d:Dataset)-[:input]->(e:Execution) WHERE d.uri = e.uuid + 'h' RETURN count(e)", {}).rows == [[3]]

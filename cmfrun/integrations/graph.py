@@ -134,16 +134,41 @@ def node_statement(label: str) -> str:
     )
 
 
-def rel_statement(rel_type: str, start: str, end: str) -> str:
-    """MERGE a batch of ``rel_type`` relationships between existing nodes."""
+def rel_statement(rel_type: str, start: str, end: str, *, scan: bool = False) -> str:
+    """MERGE a batch of ``rel_type`` relationships between existing nodes (``scan``: find
+    the ends without the index, see :func:`~.graph_model.index_unsafe`)."""
     keys = gm.REL_KEYS[rel_type]
     inner = ", ".join(f"`{k}`: row.r{i}" for i, k in enumerate(keys))
     props = f" {{{inner}}}" if inner else ""
     extra = " ON CREATE SET r += row.props" if keys else ""
-    return (
-        f"UNWIND $rows AS row MATCH {_key_match('a', start, 's')} MATCH {_key_match('b', end, 'e')} "
-        f"MERGE (a)-[r:`{rel_type}`{props}]->(b){extra} RETURN count(r)"
+    if scan:
+        match = f"MATCH (a:`{start}`) WHERE {_scan_where('a', start, 'row.s')} MATCH (b:`{end}`) WHERE {_scan_where('b', end, 'row.e')}"
+    else:
+        match = f"MATCH {_key_match('a', start, 's')} MATCH {_key_match('b', end, 'e')}"
+    return f"UNWIND $rows AS row {match} MERGE (a)-[r:`{rel_type}`{props}]->(b){extra} RETURN count(r)"
+
+
+def _scan_where(var: str, label: str, source: str) -> str:
+    """``var.k + '' = <source>`` for each key: an expression, so no index is used."""
+    keys = gm.NODE_KEYS[label]
+    if source == "row.props":
+        return " AND ".join(f"{var}.`{k}` + '' = row.props.`{k}`" for k in keys)
+    return " AND ".join(f"{var}.`{k}` + '' = {source}{i}" for i, k in enumerate(keys))
+
+
+def node_scan_statements(label: str) -> Tuple[str, str]:
+    """For nodes whose keys the index cannot find: create the missing ones, then rewrite
+    the properties of those that differ (each returns its count)."""
+    where = _scan_where("n", label, "row.props")
+    create = (
+        f"UNWIND $rows AS row OPTIONAL MATCH (n:`{label}`) WHERE {where} "
+        f"WITH row, count(n) AS found WHERE found = 0 CREATE (m:`{label}`) SET m = row.props RETURN count(m)"
     )
+    update = (
+        f"UNWIND $rows AS row MATCH (n:`{label}`) WHERE {where} AND properties(n) <> row.props "
+        "SET n = row.props RETURN count(n)"
+    )
+    return create, update
 
 
 def _node_row(node: gm.Node) -> Dict[str, Any]:
@@ -168,7 +193,14 @@ def ensure_indexes(target: GraphTarget, labels: Sequence[str]) -> None:
 
 
 def _node_batch(target: GraphTarget, label: str, chunk: Sequence[gm.Node]) -> WriteStats:
-    res = target.run(node_statement(label), {"rows": [_node_row(n) for n in chunk]})
+    rows = {"rows": [_node_row(n) for n in chunk]}
+    if gm.index_unsafe(chunk[0].key):  # a batch is all safe or all unsafe (write_model)
+        create, update = node_scan_statements(label)
+        created = target.run(create, rows).nodes_created
+        res = target.run(update, rows)
+        updated = int(res.rows[0][0]) if res.rows else 0
+        return WriteStats(created, updated, len(chunk) - created - updated)
+    res = target.run(node_statement(label), rows)
     changed = int(res.rows[0][0]) if res.rows else 0
     updated = max(0, changed - res.nodes_created)
     return WriteStats(res.nodes_created, updated, len(chunk) - res.nodes_created - updated)
@@ -190,21 +222,29 @@ def write_model(target: GraphTarget, model: gm.GraphModel, *, batch: int = BATCH
 
     Batches of one phase are independent (each node or relationship is in one batch), so
     up to :data:`WRITERS` run at once; the relationships start only when every node is in.
+    Nodes whose keys an index cannot find (:func:`~.graph_model.index_unsafe`) and their
+    relationships go in batches of their own that match by scanning.
     """
     by_label = model.nodes_by_label()
     ensure_indexes(target, sorted(by_label))
-    node_jobs = [(label, chunk) for label in sorted(by_label) for _, chunk in batches(by_label[label], batch)]
-    rel_jobs = [
-        (rel_statement(rel_type, start, end), chunk)
-        for (rel_type, start, end), rels in sorted(model.rels_by_shape().items())
-        for _, chunk in batches(rels, batch)
-    ]
+    node_jobs: List[Tuple[str, Sequence[gm.Node]]] = []
+    for label in sorted(by_label):
+        safe = [n for n in by_label[label] if not gm.index_unsafe(n.key)]
+        unsafe = [n for n in by_label[label] if gm.index_unsafe(n.key)]
+        node_jobs += [(label, chunk) for part in (safe, unsafe) for _, chunk in batches(part, batch)]
+    rel_jobs: List[Tuple[str, Sequence[gm.Rel]]] = []
+    for (rel_type, start, end), rels in sorted(model.rels_by_shape().items()):
+        unsafe_rels = [r for r in rels if gm.index_unsafe(r.start[1]) or gm.index_unsafe(r.end[1])]
+        safe_rels = [r for r in rels if not (gm.index_unsafe(r.start[1]) or gm.index_unsafe(r.end[1]))]
+        for scan, part in ((False, safe_rels), (True, unsafe_rels)):
+            statement = rel_statement(rel_type, start, end, scan=scan)
+            rel_jobs += [(statement, chunk) for _, chunk in batches(part, batch)]
     stats = WriteStats()
     if len(model.nodes) + len(model.rels) <= batch:  # e.g. the API's per-call mirror: no threads for a few rows
-        for label, nodes in node_jobs:
-            stats += _node_batch(target, label, nodes)
-        for statement, rels in rel_jobs:
-            stats += _rel_batch(target, statement, rels)
+        for label, node_chunk in node_jobs:
+            stats += _node_batch(target, label, node_chunk)
+        for statement, rel_chunk in rel_jobs:
+            stats += _rel_batch(target, statement, rel_chunk)
         return stats
     from concurrent.futures import ThreadPoolExecutor
 
@@ -472,6 +512,7 @@ __all__ = [
     "GraphMirror",
     "resolve_settings",
     "node_statement",
+    "node_scan_statements",
     "rel_statement",
     "ensure_indexes",
     "write_model",

@@ -147,9 +147,12 @@ class GraphModel:
 
 
 def clean(value: Value) -> Value:
-    """A property value every target accepts: NaN and infinities become strings."""
+    """A property value every target accepts: NaN and infinities become strings, and a NUL
+    character (FalkorDB cannot parse it in a parameter) becomes U+FFFD."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "\ufffd")
     return value
 
 
@@ -158,7 +161,20 @@ def _props(*maps: Mapping[str, Value], **fixed: Value) -> Dict[str, Value]:
     for m in maps:
         out.update(m)
     out.update(fixed)  # CMF's own keys win over same-named store properties
-    return {k: clean(v) for k, v in out.items()}
+    return {str(clean(k)): clean(v) for k, v in out.items()}
+
+
+#: Key values longer than this are matched without the index (FalkorDB's finds none past 4 KiB).
+INDEX_SAFE_CHARS = 1000
+
+
+def index_unsafe(key: Tuple[Value, ...]) -> bool:
+    """Whether a node key cannot be looked up through an index on every target: FalkorDB's
+    index finds no empty string, no value with leading or trailing whitespace and no value
+    over 4 KiB. Such nodes are matched by a scan instead (rare, and correct on every target)."""
+    return any(
+        isinstance(v, str) and (not v or v != v.strip() or len(v) > INDEX_SAFE_CHARS) for v in key
+    )
 
 
 def artifact_label(type_name: str) -> str:
@@ -474,6 +490,8 @@ __all__ = [
     "GraphModel",
     "StoreRead",
     "clean",
+    "index_unsafe",
+    "INDEX_SAFE_CHARS",
     "artifact_label",
     "artifact_ref",
     "execution_key",
