@@ -16,9 +16,9 @@ Example::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Set
 
-from cmfrun import config, errors
+from cmfrun import config, errors, schema
 from cmfrun.commands import inspect, open_store
 from cmfrun.records import Artifact
 from cmfrun.remotes.cache import is_md5
@@ -40,16 +40,16 @@ def select_artifacts(
 ) -> List[Artifact]:
     """The file artifacts (those named by a DVC md5) of a pipeline (``None``: every one),
     narrowed to one execution (id, uuid or prefix) and/or one artifact (name, path or hash)."""
-    ids: Optional[set] = None  # type: ignore[type-arg]
+    ids: Optional[Set[Optional[int]]] = None
     if pipeline:
-        ids = {a.id for a in inspect.list_artifacts(store, pipeline=pipeline)}
+        ids = _pipeline_artifact_ids(store, pipeline)
     if execution:
         found = inspect.find_executions(store, execution)
         if not found:
             raise errors.NotFoundError(f"no execution {execution!r} in the store")
         if len(found) > 1:
             raise errors.UsageError(f"execution {execution!r} is ambiguous ({len(found)} match): give more of its uuid")
-        of_execution = {ev.artifact_id for ev in store.events_by_execution([int(found[0].id or 0)])}
+        of_execution: Set[Optional[int]] = {ev.artifact_id for ev in store.events_by_execution([int(found[0].id or 0)])}
         ids = of_execution if ids is None else ids & of_execution
     if artifact:
         arts = inspect.find_artifacts(store, artifact, root)
@@ -64,6 +64,21 @@ def select_artifacts(
     else:
         arts = store.artifacts()
     return [a for a in sorted(arts, key=lambda a: (a.create_ms, a.id or 0)) if is_md5(a.uri) and a.path]
+
+
+def _pipeline_artifact_ids(store: Store, pipeline: str) -> Set[Optional[int]]:
+    """Ids of the artifacts a pipeline's executions used or made (as ``cmf artifact list -p``),
+    from events and attributions only: the artifacts themselves are read once, by id, later."""
+    pipe = store.context(schema.PIPELINE_CONTEXT, pipeline)
+    if pipe is None:
+        inspect.list_artifacts(store, pipeline=pipeline)  # raises the usual "no pipeline" error
+        return set()
+    stages = store.child_contexts(int(pipe.id or 0))
+    exec_ids = [int(e.id or 0) for st in stages for e in store.executions_by_context(int(st.id or 0))]
+    ids: Set[Optional[int]] = {ev.artifact_id for ev in store.events_by_execution(exec_ids)}
+    for st in stages:
+        ids.update(a.id for a in store.artifacts_by_context(int(st.id or 0)))
+    return ids
 
 
 def _latest_per_path(arts: Sequence[Artifact]) -> List[Artifact]:
