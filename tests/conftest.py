@@ -42,8 +42,10 @@ def _need(host: str, port: int, what: str) -> None:
 
 
 def _drop_pg(db: str) -> None:
+    # FORCE ends the test's own still-open sessions; without it PostgreSQL waits 5 s for them,
+    # then refuses, and the database is left behind.
     subprocess.run(
-        ["psql", "-h", PG_HOST, "-U", "postgres", "-d", "postgres", "-qc", f'DROP DATABASE IF EXISTS "{db}"'],
+        ["psql", "-h", PG_HOST, "-U", "postgres", "-d", "postgres", "-qc", f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'],
         capture_output=True,
     )
 
@@ -61,6 +63,34 @@ def _need_engine_backend(backend: str) -> None:
 
         if backend not in sql.BACKENDS:
             pytest.skip(f"the sql store engine does not support {backend} yet")
+
+
+#: Store/API-level suites that run on every installed store engine (both on Python <= 3.11,
+#: the SQL engine alone where ml-metadata has no wheels); the slow end-to-end suites run on the
+#: default engine only, which keeps CI's time in bounds (test_store.py has its own parameter).
+BOTH_ENGINES_MODULES = {"test_api", "test_api_query", "test_ingest", "test_query"}
+
+
+def installed_engines() -> list:
+    """The store engines this Python can run: ``mlmd`` where ml-metadata is installed, and ``sql``."""
+    from cmfrun.store import mlmd_installed
+
+    return (["mlmd"] if mlmd_installed() else []) + ["sql"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "store_engine" in metafunc.fixturenames and metafunc.module.__name__.rsplit(".", 1)[-1] in BOTH_ENGINES_MODULES:
+        metafunc.parametrize("store_engine", installed_engines(), indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def store_engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Optional[str]:
+    """The engine a test runs on: set through CMFRUN_ENGINE (child processes inherit it) in the
+    suites of :data:`BOTH_ENGINES_MODULES`; elsewhere ``None`` (the default engine)."""
+    engine = getattr(request, "param", None)
+    if engine:
+        monkeypatch.setenv("CMFRUN_ENGINE", engine)
+    return engine
 
 
 def make_store_uri(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
