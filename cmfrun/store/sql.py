@@ -318,29 +318,35 @@ class SqlStore(Store):
     def prepare_schema(self) -> None:
         """Create MLMD's tables in an empty store; check the schema version of an existing one."""
         tables = self._tables()
-        if "mlmdenv" in tables:
-            rows = self._q("SELECT schema_version FROM `MLMDEnv`")
-            version = max((int(r[0]) for r in rows), default=0)
-            if version > MLMD_SCHEMA_VERSION:
-                raise errors.StoreError(
-                    f"store {self.location} has MLMD schema version {version}, newer than this cmfrun knows "
-                    f"({MLMD_SCHEMA_VERSION}): upgrade cmfrun"
-                )
-            if version < MLMD_SCHEMA_VERSION:
-                raise errors.StoreError(
-                    f"store {self.location} has the old MLMD schema version {version}: open it once with "
-                    f"ml-metadata >= 1.15 to migrate it (this engine needs version {MLMD_SCHEMA_VERSION})"
-                )
-            return
-        if tables - {"sqlite_sequence"}:
-            raise errors.CorruptStoreError(f"store {self.location} holds other tables but is not an MLMD store")
-        if self.read_only:
-            raise errors.CorruptStoreError(f"store {self.location} is an empty file, not an MLMD store")
-        with self.write_lock(), self._tx():
-            for stmt in self._ddl():
-                self._exec(stmt)
-            self._exec("INSERT INTO `MLMDEnv` (`schema_version`) VALUES (?)", (MLMD_SCHEMA_VERSION,))
-            self._many("INSERT INTO `Type` (`name`, `type_kind`) VALUES (?, ?)", SIMPLE_TYPES)
+        if "mlmdenv" not in tables:
+            if tables - {"sqlite_sequence"}:
+                raise errors.CorruptStoreError(f"store {self.location} holds other tables but is not an MLMD store")
+            if self.read_only:
+                raise errors.CorruptStoreError(f"store {self.location} is an empty file, not an MLMD store")
+            try:
+                with self.write_lock(), self._tx():
+                    # Writers starting together on a new store: the first one (under the lock) creates it.
+                    if "mlmdenv" not in self._tables():
+                        for stmt in self._ddl():
+                            self._exec(stmt)
+                        self._exec("INSERT INTO `MLMDEnv` (`schema_version`) VALUES (?)", (MLMD_SCHEMA_VERSION,))
+                        self._many("INSERT INTO `Type` (`name`, `type_kind`) VALUES (?, ?)", SIMPLE_TYPES)
+            except errors.StoreError:
+                if "mlmdenv" not in self._tables():
+                    raise
+                # a server store another process created at the same moment: use theirs
+        rows = self._q("SELECT schema_version FROM `MLMDEnv`")
+        version = max((int(r[0]) for r in rows), default=0)
+        if version > MLMD_SCHEMA_VERSION:
+            raise errors.StoreError(
+                f"store {self.location} has MLMD schema version {version}, newer than this cmfrun knows "
+                f"({MLMD_SCHEMA_VERSION}): upgrade cmfrun"
+            )
+        if version < MLMD_SCHEMA_VERSION:
+            raise errors.StoreError(
+                f"store {self.location} has the old MLMD schema version {version}: open it once with "
+                f"ml-metadata >= 1.15 to migrate it (this engine needs version {MLMD_SCHEMA_VERSION})"
+            )
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[None]:
