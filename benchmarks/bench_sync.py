@@ -313,12 +313,18 @@ def main(quick: bool = False) -> str:
         t0 = time.perf_counter()
         merge_bundle(connect(str(site)), make_bundle("big", n))
         site_s = time.perf_counter() - t0
+        from cmfrun.sync.bundle import export_bundle
+
+        t0 = time.perf_counter()
+        export_bundle(connect(str(site)), "big")
+        export_s = time.perf_counter() - t0
         time.sleep(1.5)  # past the push mark's margin
         backends = ["sqlite"] + (["postgresql"] if _pg_up() else [])
         results = [bulk_and_incremental(work, n, b, site, 3 if quick else 5) for b in backends]
         conc = [concurrent_sites(work, b, sites=32, per_site=10 if quick else 20) for b in backends]
         cmflib = cmflib_comparison(work, site, 20 if quick else 100)
         share = mlmd_share(200 if quick else 1000) if _pg_up() else {}
+        cmflib["ours_export_s"] = export_s
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return render(n, site_s, results, conc, cmflib, share)
@@ -383,7 +389,8 @@ def render(n: int, site_s: float, results: List[Dict[str, Any]], conc: List[Dict
         ours = by.get("sqlite", {}).get("bulk_s")
         lines.append(
             f"cmflib 0.1.0 on the same site store: its client's `dumptojson` took {cmflib['dump_s']:.1f} s"
-            f" ({cmflib['payload_bytes']:,} bytes) before sending anything; its server-side merge"
+            f" ({cmflib['payload_bytes']:,} bytes) before sending anything (cmfrun's `export_bundle` of the same"
+            f" pipeline: {cmflib['ours_export_s']:.1f} s); its server-side merge"
             f" (`cmf_merger.parse_json_to_mlmd`, SQLite) took {cmflib['merge_s']:.1f} s for the first {cmflib['merged']}"
             f" executions, {per * 1000:.0f} ms per execution, i.e. about {per * n / 60:.0f} min for all {n:,}"
             + (f" ({per * n / ours:.0f}x cmfrun's whole push to a SQLite server)." if ours else ".")

@@ -239,3 +239,24 @@ def test_incremental_push_to_a_store(site_a: Store, tmp_path: Path) -> None:
     full = push(site_a, "demo", to=hub, full=True)
     assert (full.executions_sent, full.executions_considered) == (0, 8)
     assert execution_digests(connect(hub), "demo") == execution_digests(site_a, "demo")
+
+
+def test_quotes_and_backslashes_in_names(tmp_path: Path) -> None:
+    """Names come from other sites: quotes and backslashes must neither break lookups nor duplicate records."""
+    store = connect(str(tmp_path / "q.mlmd"))
+    arts = [{"type": "Dataset", "name": "o'k.csv:" + "1" * 32, "uri": "1" * 32},
+            {"type": "Dataset", "name": "back\\slash.csv:" + "2" * 32, "uri": "2" * 32},
+            {"type": "Metrics", "uri": "q'u\\ri"}]
+    execs = [{"type": "s", "name": name, "properties": {"Execution_uuid": name, "Execution": "x"},
+              "events": [{"type": 4, "artifact": a} for a in arts]}
+             for name in ("it's", "back\\slash")]
+    bundle = {"Pipeline": [{"name": "p'q", "stages": [{"name": "p'q/s", "executions": execs}]}]}
+    first = merge_bundle(store, bundle)
+    assert (first.executions_added, first.artifacts_added) == (2, 3)
+    again = merge_bundle(store, bundle)
+    assert not again.changed and again.executions_unchanged == 2
+    assert len(store.executions()) == 2 and len(store.artifacts()) == 3
+    assert sorted(execution_digests(store, "p'q")) == sorted(["it's", "back\\slash"])
+    for name in ("it's", "back\\slash"):
+        [stage] = export_bundle(store, "p'q", execution_uuids=[name])["Pipeline"][0]["stages"]
+        assert [e["name"] for e in stage["executions"]] == [name]

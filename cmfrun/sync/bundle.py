@@ -343,8 +343,16 @@ def execution_uuids(ex: Execution) -> Tuple[str, ...]:
     return tuple(u.strip() for u in str(ex.properties.get("Execution_uuid", "")).split(",") if u.strip())
 
 
-def _quoted(items: Sequence[str]) -> str:
-    return ",".join("'" + x.replace("'", "''") + "'" for x in items)
+def filter_safe(text: str) -> bool:
+    """Whether ``text`` can be matched in an MLMD filter query: MLMD's parser takes ``\\'``
+    for a quote, but a name holding a backslash or a control character never matches there,
+    so such names are looked up one by one instead."""
+    return "\\" not in text and all(ord(c) >= 32 for c in text)
+
+
+def quoted(items: Sequence[str]) -> str:
+    """A filter-query list of string literals (items must be :func:`filter_safe`)."""
+    return ",".join("'" + x.replace("'", "\\'") + "'" for x in items)
 
 
 _CHUNK = 400
@@ -414,9 +422,9 @@ def read_pipeline(
     if execution_uuids_wanted is not None:
         wanted = set(execution_uuids_wanted)
         if since_ms is None:
-            names = sorted(wanted)
+            names = sorted(n for n in wanted if filter_safe(n))  # a uuid never holds a backslash
             for i in range(0, len(names), _CHUNK):
-                found += store.executions(f"name IN ({_quoted(names[i:i + _CHUNK])})")
+                found += store.executions(f"name IN ({quoted(names[i:i + _CHUNK])})")
         found = [e for e in found if wanted.intersection(execution_uuids(e))]
         missing = wanted - {u for e in found for u in execution_uuids(e)}
         if missing and since_ms is None and scan_unnamed:  # unnamed executions: read the pipeline
@@ -613,6 +621,8 @@ __all__ = [
     "find_pipeline",
     "require_pipeline",
     "execution_uuids",
+    "filter_safe",
+    "quoted",
     "STATES",
     "EVENT_NUMBER",
 ]

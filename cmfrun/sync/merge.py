@@ -58,7 +58,9 @@ from cmfrun.sync.bundle import (
     execution_digests,
     execution_uuids,
     export_bundle,
+    filter_safe,
     parse_bundle,
+    quoted,
     read_pipeline,
 )
 
@@ -268,10 +270,6 @@ def _stage_contexts(store: Store, pipe: BundlePipeline, pipe_ctx: Context, execs
     return by_name, added
 
 
-def _quoted(items: Sequence[str]) -> str:
-    return ",".join("'" + s.replace("'", "''") + "'" for s in items)
-
-
 def _artifacts_by_key(store: Store, keys: Sequence[Tuple[str, str, str]], known: Mapping[int, Artifact]
                       ) -> Dict[Tuple[str, str, str], Artifact]:
     """Stored artifacts for bundle artifact keys, in batched queries."""
@@ -283,13 +281,21 @@ def _artifacts_by_key(store: Store, keys: Sequence[Tuple[str, str, str]], known:
 
     for a in known.values():
         index(a)
-    names = sorted({k[2] for k in keys if k[1] == "name" and k not in out})
+    names = sorted({k[2] for k in keys if k[1] == "name" and k not in out and filter_safe(k[2])})
     for i in range(0, len(names), _CHUNK):
-        for a in store.artifacts(f"name IN ({_quoted(names[i:i + _CHUNK])})"):
+        for a in store.artifacts(f"name IN ({quoted(names[i:i + _CHUNK])})"):
             index(a)
+    for k in keys:  # names a filter query cannot match: one indexed lookup each
+        if k[1] == "name" and k not in out and not filter_safe(k[2]):
+            found = store.artifact_by_type_and_name(k[0], k[2])
+            if found is not None:
+                index(found)
     uris = sorted({k[2] for k in keys if k[1] == "uri" and k not in out})
-    if uris:
-        for a in store.artifacts_by_uri(uris):
+    safe = [u for u in uris if filter_safe(u) and "'" not in u]
+    odd = [u for u in uris if u not in set(safe)]
+    # Store.artifacts_by_uri looks up up to 20 uris one by one (no filter query): odd uris go that way.
+    for group in [safe] + [odd[i:i + 20] for i in range(0, len(odd), 20)]:
+        for a in store.artifacts_by_uri(group) if group else []:
             if not a.name:
                 index(a)
     return out
@@ -433,11 +439,17 @@ def _merge_pipeline(
     names = sorted({e.src.name for e in execs if e.src.name and (e.src.type, e.src.name) not in by_name
                     and not any(u in by_uuid for u in e.src.uuids)})
     outside: List[Execution] = []
-    for i in range(0, len(names), _CHUNK):
-        for ex in store.executions(f"name IN ({_quoted(names[i:i + _CHUNK])})"):
-            if (ex.type, ex.name) not in by_name:
-                by_name[(ex.type, ex.name)] = ex
-                outside.append(ex)
+    safe = [n for n in names if filter_safe(n)]
+    found_by_name = [ex for i in range(0, len(safe), _CHUNK)
+                     for ex in store.executions(f"name IN ({quoted(safe[i:i + _CHUNK])})")]
+    for e in execs:  # names a filter query cannot match: one indexed lookup each
+        if e.src.name in names and not filter_safe(e.src.name):
+            one = store.execution_by_type_and_name(e.src.type, e.src.name)
+            found_by_name += [one] if one is not None else []
+    for ex in found_by_name:
+        if (ex.type, ex.name) not in by_name:
+            by_name[(ex.type, ex.name)] = ex
+            outside.append(ex)
     if outside:
         for ev in store.events_by_execution([int(e.id or 0) for e in outside]):
             events.setdefault(ev.execution_id, []).append(ev)
