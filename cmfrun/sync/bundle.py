@@ -344,15 +344,16 @@ def execution_uuids(ex: Execution) -> Tuple[str, ...]:
 
 
 def filter_safe(text: str) -> bool:
-    """Whether ``text`` can be matched in an MLMD filter query: MLMD's parser takes ``\\'``
-    for a quote, but a name holding a backslash or a control character never matches there,
-    so such names are looked up one by one instead."""
-    return "\\" not in text and all(ord(c) >= 32 for c in text)
+    """Whether ``text`` can go into an MLMD filter query as a plain literal. The two store
+    engines escape quotes differently (ml-metadata's parser wants ``\\'``, the SQL engine's
+    ``''``) and ml-metadata never matches a backslash, so names holding a quote, a
+    backslash or a control character are looked up one by one instead."""
+    return "'" not in text and "\\" not in text and all(ord(c) >= 32 for c in text)
 
 
 def quoted(items: Sequence[str]) -> str:
-    """A filter-query list of string literals (items must be :func:`filter_safe`)."""
-    return ",".join("'" + x.replace("'", "\\'") + "'" for x in items)
+    """A filter-query list of string literals (every item must be :func:`filter_safe`)."""
+    return ",".join("'" + x + "'" for x in items)
 
 
 _CHUNK = 400

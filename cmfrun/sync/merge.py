@@ -291,7 +291,7 @@ def _artifacts_by_key(store: Store, keys: Sequence[Tuple[str, str, str]], known:
             if found is not None:
                 index(found)
     uris = sorted({k[2] for k in keys if k[1] == "uri" and k not in out})
-    safe = [u for u in uris if filter_safe(u) and "'" not in u]
+    safe = [u for u in uris if filter_safe(u)]
     odd = [u for u in uris if u not in set(safe)]
     # Store.artifacts_by_uri looks up up to 20 uris one by one (no filter query): odd uris go that way.
     for group in [safe] + [odd[i:i + 20] for i in range(0, len(odd), 20)]:
