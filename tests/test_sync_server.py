@@ -1,10 +1,9 @@
 """metadata push/pull against a real server process, store-to-store, export/import.
 
-The server is a real uvicorn process on a free 127.0.0.1 port serving the sync router
-(cmfrun.sync.api) over a real store (SQLite or PostgreSQL). Until `cmf server` owns the
-application, a tiny FastAPI app includes the router; its bearer-token check stands in for
-the server's authentication middleware (so the client's 401 handling meets a real 401).
-The sites run a real `dvc repro` pipeline whose stages are wrapped in `cmfrun --`.
+The server is `cmf server` (a real uvicorn process on a free 127.0.0.1 port, which serves
+the sync router cmfrun.sync.api) over a real store (SQLite or PostgreSQL), with --token
+where the test needs one. The sites run a real `dvc repro` pipeline whose stages are
+wrapped in `cmfrun --`.
 """
 from __future__ import annotations
 
@@ -30,25 +29,6 @@ CMF = [str(Path(PY).parent / "cmf")]
 WRAP = f"{PY} -m cmfrun --"
 TOKEN = "s3cret-token-value"
 
-APP = '''
-import os
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from cmfrun.store import connect
-from cmfrun.sync.api import create_router
-
-STORE = os.environ["SYNC_TEST_STORE"]
-TOKEN = os.environ.get("SYNC_TEST_TOKEN", "")
-app = FastAPI()
-
-@app.middleware("http")
-async def auth(request: Request, call_next):  # stands in for cmf server's token check
-    if TOKEN and request.headers.get("authorization") != "Bearer " + TOKEN:
-        return JSONResponse({"detail": "missing or wrong token"}, status_code=401)
-    return await call_next(request)
-
-app.include_router(create_router(lambda: connect(STORE)))
-'''
 
 
 def free_port() -> int:
@@ -58,21 +38,19 @@ def free_port() -> int:
 
 
 class Server:
-    """A uvicorn process serving the sync router over ``store``."""
+    """`cmf server` (a real uvicorn process) over ``store`` on a free 127.0.0.1 port."""
 
     def __init__(self, store: str, folder: Path, token: str = "") -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "sync_test_app.py").write_text(APP)
         self.store = store
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "SYNC_TEST_STORE": store, "SYNC_TEST_TOKEN": token}
         self.log = folder / "server.log"
-        self.proc = subprocess.Popen(
-            [PY, "-m", "uvicorn", "sync_test_app:app", "--app-dir", str(folder), "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning"],
-            env=env, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT,
-        )
+        argv = [*CMF, "server", "--mlmd", store, "--port", str(self.port), "--data", str(folder / "data")]
+        env = {k: v for k, v in os.environ.items() if k != "CMFRUN_SERVER_TOKEN"}
+        if token:
+            argv += ["--token", token]
+        self.proc = subprocess.Popen(argv, env=env, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
