@@ -23,7 +23,8 @@ from cmfrun import errors
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1/sync"
-DEFAULT_TIMEOUT_S = 300.0
+#: A first push of a big pipeline to PostgreSQL takes minutes (MLMD writes row by row).
+DEFAULT_TIMEOUT_S = 1800.0
 
 
 class SyncServerError(errors.CmfrunError):
