@@ -16,6 +16,7 @@ import contextlib
 import logging
 import re
 import sqlite3
+import threading
 import time
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
@@ -132,9 +133,11 @@ def connect(loc: StoreLocation, *, create: bool = True, read_only: bool = False)
         read_only = check_sqlite_file(loc.path, create=create, read_only=read_only)
         try:
             if read_only:
-                conn: Any = sqlite3.connect(loc.path.as_uri() + "?mode=ro", uri=True, isolation_level=None, timeout=30)
+                conn: Any = sqlite3.connect(
+                    loc.path.as_uri() + "?mode=ro", uri=True, isolation_level=None, timeout=30, check_same_thread=False
+                )
             else:
-                conn = sqlite3.connect(str(loc.path), isolation_level=None, timeout=30)
+                conn = sqlite3.connect(str(loc.path), isolation_level=None, timeout=30, check_same_thread=False)
             store = SqlStore(conn, loc, read_only=read_only)
             store.prepare_schema()
         except sqlite3.DatabaseError as exc:
@@ -165,7 +168,9 @@ def _connect_server(loc: StoreLocation) -> Any:
                 if "does not exist" not in str(exc):
                     raise
             with psycopg.connect(dbname="postgres", autocommit=True, **args) as admin:  # type: ignore[arg-type]
-                with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                # Two processes creating it at once: the loser sees DuplicateDatabase or a
+                # unique violation in the catalog; either way the database now exists.
+                with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
                     admin.execute(f'CREATE DATABASE "{loc.database}"'.encode())  # name checked above
             return psycopg.connect(dbname=loc.database, autocommit=True, **args)  # type: ignore[arg-type]
         import pymysql
@@ -244,6 +249,9 @@ class SqlStore(Store):
         super().__init__(location, read_only=read_only)
         self._conn: Any = conn
         self._backend = location.backend
+        # A web server uses one store from its worker threads: one statement or one
+        # transaction at a time on the connection.
+        self._mutex = threading.RLock()
         self._in_tx = False
         self._type_ids: Dict[Tuple[str, str], int] = {}
         self._type_names: Dict[Tuple[str, int], str] = {}
@@ -259,6 +267,10 @@ class SqlStore(Store):
         return sql.replace("?", "%s")
 
     def _q(self, sql: str, params: Sequence[Any] = ()) -> List[Tuple[Any, ...]]:
+        with self._mutex:
+            return self._q_locked(sql, params)
+
+    def _q_locked(self, sql: str, params: Sequence[Any]) -> List[Tuple[Any, ...]]:
         cur = self._conn.cursor()
         try:
             cur.execute(self._sql(sql), tuple(params))
@@ -267,6 +279,10 @@ class SqlStore(Store):
             cur.close()
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> None:
+        with self._mutex:
+            self._exec_locked(sql, params)
+
+    def _exec_locked(self, sql: str, params: Sequence[Any]) -> None:
         cur = self._conn.cursor()
         try:
             cur.execute(self._sql(sql), tuple(params))
@@ -275,6 +291,10 @@ class SqlStore(Store):
 
     def _insert(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run an INSERT into a table with an ``id`` column; returns the new id."""
+        with self._mutex:
+            return self._insert_locked(sql, params)
+
+    def _insert_locked(self, sql: str, params: Sequence[Any]) -> int:
         cur = self._conn.cursor()
         try:
             if self._backend == "postgresql":
@@ -286,6 +306,11 @@ class SqlStore(Store):
             cur.close()
 
     def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            with self._mutex:
+                self._many_locked(sql, rows)
+
+    def _many_locked(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             cur = self._conn.cursor()
             try:
@@ -350,6 +375,12 @@ class SqlStore(Store):
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[None]:
+        with self._mutex:
+            with self._tx_locked():
+                yield
+
+    @contextlib.contextmanager
+    def _tx_locked(self) -> Iterator[None]:
         if self._in_tx:
             yield
             return
