@@ -807,18 +807,28 @@ class SqlStore(Store):
         exec_depth = {int(i): int(d) for k, i, d in rows if k == "e"}
         edges: Set[Tuple[int, int, str]] = set()
         expanded = [a for a, d in art_depth.items() if depth is None or d < depth]
-        for ev in self.events_by_artifact(expanded):
-            if ev.kind == to_exec:
-                edges.add((ev.execution_id, ev.artifact_id, ev.kind))
+        edges.update((e, a, to_exec) for e, a in self._edge_rows("artifact_id", expanded, EVENT_TYPE[to_exec]))
         if depth is None or depth >= 1 or not execs:
-            for ev in self.events_by_execution(list(exec_depth)):
-                if ev.kind == to_art:
-                    edges.add((ev.execution_id, ev.artifact_id, ev.kind))
+            edges.update((e, a, to_art) for e, a in self._edge_rows("execution_id", list(exec_depth), EVENT_TYPE[to_art]))
         truncated = bool(execs) and depth == 0
         if depth is not None and not truncated:
             edge_frontier = [a for a, d in art_depth.items() if d == depth]
             truncated = any(ev.kind == to_exec for ev in self.events_by_artifact(edge_frontier))
         return LineageWalk(art_depth, exec_depth, edges, truncated)
+
+    def _edge_rows(self, column: str, ids: Sequence[int], event_type: int) -> List[Tuple[int, int]]:
+        """(execution id, artifact id) of the events of one type on these records (no paths)."""
+        out: List[Tuple[int, int]] = []
+        for chunk in chunks(sorted(set(ids))):
+            out.extend(
+                (int(e), int(a))
+                for e, a in self._q(
+                    f"SELECT `execution_id`, `artifact_id` FROM `Event` WHERE `type` = ? AND `{column}` IN "
+                    f"({','.join('?' * len(chunk))})",
+                    [event_type, *chunk],
+                )
+            )
+        return out
 
     # -- node writes (inside a transaction) --------------------------------------------------
     def _write_props(self, kind: str, node_id: int, props: Props, custom: Props, declared: Mapping[str, str]) -> None:
