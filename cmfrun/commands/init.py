@@ -12,75 +12,24 @@ Example::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
-from cmfrun import config
-from cmfrun.remotes.setup import InitConfig, RemoteSpec, init_project, read_init_config
+from cmfrun.api import cmf_init, cmf_init_show
+from cmfrun.remotes.setup import InitConfig
 
 
-def init(
-    type: Optional[str],
-    *,
-    root: Optional[Union[str, Path]] = None,
-    path: str = "",
-    url: str = "",
-    endpoint_url: str = "",
-    access_key_id: str = "",
-    secret_key: str = "",
-    session_token: str = "",
-    user: str = "",
-    password: str = "",
-    port: int = 0,
-    keyfile: str = "",
-    osdf_cache: str = "",
-    access_token: str = "",
-    key_id: str = "",
-    key_path: str = "",
-    key_issuer: str = "",
-    git_remote_url: str = "",
-    cmf_server_url: str = "",
-    neo4j_uri: str = "",
-    neo4j_user: str = "",
-    neo4j_password: str = "",
-) -> InitConfig:
+def init(type: Optional[str], *, root: Optional[Union[str, Path]] = None, **options: Any) -> InitConfig:
     """Set up the project at ``root`` (default: the current project root) with a default
     remote of ``type`` (``local``, ``minioS3``, ``amazonS3``, ``sshremote``,
-    ``osdfremote``; ``None`` leaves the remote alone). Running it again updates."""
-    spec = None
-    if type:
-        spec = RemoteSpec.build(
-            type,
-            path=path,
-            url=url,
-            endpoint_url=endpoint_url,
-            access_key_id=access_key_id,
-            secret_key=secret_key,
-            session_token=session_token,
-            user=user,
-            password=password,
-            port=port,
-            keyfile=keyfile,
-            osdf_cache=osdf_cache,
-            access_token=access_token,
-            key_id=key_id,
-            key_path=key_path,
-            key_issuer=key_issuer,
-        )
-    base = Path(root) if root is not None else config.find_root(".")
-    return init_project(
-        base,
-        spec,
-        git_remote_url=git_remote_url,
-        cmf_server_url=cmf_server_url,
-        neo4j_uri=neo4j_uri,
-        neo4j_user=neo4j_user,
-        neo4j_password=neo4j_password,
-    )
+    ``osdfremote``; ``None`` leaves the remote alone). ``options`` are
+    :func:`cmfrun.api.cmf_init`'s keyword arguments (one place checks them). Running it
+    again updates."""
+    return cmf_init(type or "", root=root, **options)
 
 
 def show(root: Optional[Union[str, Path]] = None) -> InitConfig:
     """What ``cmf init`` configured for the project at ``root`` (default: the current one)."""
-    return read_init_config(Path(root) if root is not None else config.find_root("."))
+    return cmf_init_show(root=root)
 
 
 __all__ = ["init", "show"]
