@@ -14,22 +14,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from cmfrun.api import cmf_init, cmf_init_show
-from cmfrun.remotes.setup import InitConfig
+from cmfrun import config
+from cmfrun.remotes.setup import InitConfig, configure, read_init_config
 
 
 def init(type: Optional[str], *, root: Optional[Union[str, Path]] = None, **options: Any) -> InitConfig:
     """Set up the project at ``root`` (default: the current project root) with a default
     remote of ``type`` (``local``, ``minioS3``, ``amazonS3``, ``sshremote``,
     ``osdfremote``; ``None`` leaves the remote alone). ``options`` are
-    :func:`cmfrun.api.cmf_init`'s keyword arguments (one place checks them). Running it
-    again updates."""
-    return cmf_init(type or "", root=root, **options)
+    :func:`cmfrun.remotes.setup.configure`'s (the remote's flags, ``git_remote_url``,
+    ``cmf_server_url``, ``neo4j_*``). Running it again updates."""
+    return configure(Path(root) if root is not None else config.find_root("."), type or "", **options)
 
 
 def show(root: Optional[Union[str, Path]] = None) -> InitConfig:
     """What ``cmf init`` configured for the project at ``root`` (default: the current one)."""
-    return cmf_init_show(root=root)
+    return read_init_config(Path(root) if root is not None else config.find_root("."))
 
 
 __all__ = ["init", "show"]

@@ -355,7 +355,17 @@ def init_project(
     return read_init_config(root)
 
 
+def configure(root: Path, type: str, *, git_remote_url: str = "", cmf_server_url: str = "", neo4j_uri: str = "",
+              neo4j_user: str = "", neo4j_password: str = "", **remote_options: Any) -> InitConfig:
+    """``cmf init TYPE ...`` in one call: :meth:`RemoteSpec.build` checks ``remote_options``
+    (no remote when ``type`` is empty), then :func:`init_project` writes the settings."""
+    spec = RemoteSpec.build(type, **remote_options) if type else None
+    return init_project(root, spec, git_remote_url=git_remote_url, cmf_server_url=cmf_server_url,
+                        neo4j_uri=neo4j_uri, neo4j_user=neo4j_user, neo4j_password=neo4j_password)
+
+
 __all__ = [
+    "configure",
     "REMOTE_NAMES",
     "SECRET_OPTIONS",
     "LOCAL_CONFIG",
