@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence,
 
 from cmfrun import errors, lineage, schema
 from cmfrun.records import INPUT, OUTPUT, Artifact, Context, Event, Execution
+from cmfrun.sync.bundle import dumptojson_node
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -109,24 +110,6 @@ def artifact_row(art: Artifact, extra: Optional[Dict[str, Any]] = None) -> Dict[
     return _custom_columns(row, dict(art.custom))
 
 
-def _node(record: Union[Context, Execution, Artifact], type_id: Optional[int] = None) -> Dict[str, Any]:
-    """A record in the shape of CMF's ``dumptojson`` (its CONTEXT_LIST attributes)."""
-    d: Dict[str, Any] = {
-        "create_time_since_epoch": record.create_ms,
-        "custom_properties": {("user_type" if k == "type" else k): v for k, v in record.custom.items()},
-        "id": record.id,
-        "last_update_time_since_epoch": record.update_ms,
-        "properties": dict(record.properties),
-    }
-    if record.name:
-        d["name"] = record.name
-    if isinstance(record, Artifact):
-        d["uri"] = record.uri
-    if type_id is not None:
-        d["type_id"] = type_id
-    return d
-
-
 def dump_pipeline(store: "Store", pipeline_name: str, exec_id: Optional[int] = None) -> Dict[str, Any]:
     """CMF's ``dumptojson`` structure as a dict: ``{"Pipeline": [pipeline > stages > executions > events]}``.
 
@@ -145,11 +128,11 @@ def dump_pipeline(store: "Store", pipeline_name: str, exec_id: Optional[int] = N
     for pipe in store.contexts_by_type(schema.PIPELINE_CONTEXT):
         if pipe.name != pipeline_name:
             continue
-        p = _node(pipe, tid("context", pipe.type))
+        p = dumptojson_node(pipe, tid("context", pipe.type))
         p["type"] = pipe.type
         p["stages"] = []
         for stage in store.child_contexts(int(pipe.id or 0)):
-            s = _node(stage, tid("context", stage.type))
+            s = dumptojson_node(stage, tid("context", stage.type))
             s["type"] = stage.type
             s["executions"] = []
             execs = sorted(store.executions_by_context(int(stage.id or 0)), key=lambda e: e.id or 0)
@@ -161,7 +144,7 @@ def dump_pipeline(store: "Store", pipeline_name: str, exec_id: Optional[int] = N
             for ev in events:
                 by_exec.setdefault(ev.execution_id, []).append(ev)
             for ex in execs:
-                e = _node(ex, tid("execution", ex.type))
+                e = dumptojson_node(ex, tid("execution", ex.type))
                 e["type"] = ex.type
                 e["name"] = ex.name
                 e["events"] = []
@@ -169,7 +152,7 @@ def dump_pipeline(store: "Store", pipeline_name: str, exec_id: Optional[int] = N
                     art = arts.get(ev.artifact_id)
                     if art is None:
                         continue
-                    a = _node(art, tid("artifact", art.type))
+                    a = dumptojson_node(art, tid("artifact", art.type))
                     a["type"] = art.type
                     e["events"].append({"type": EVENT_TYPE_NUMBER.get(ev.kind, 0), "artifact": a})
                 s["executions"].append(e)

@@ -435,8 +435,8 @@ def read_pipeline(
 
 
 # -- export ---------------------------------------------------------------------------------------
-def _node(record: Any, type_id: Optional[int]) -> Dict[str, Any]:
-    """A record in CMF's ``dumptojson`` node shape."""
+def dumptojson_node(record: Any, type_id: Optional[int] = None) -> Dict[str, Any]:
+    """A record (context, execution or artifact) in CMF's ``dumptojson`` node shape."""
     d: Dict[str, Any] = {
         "create_time_since_epoch": record.create_ms,
         "custom_properties": {("user_type" if k == "type" else k): v for k, v in record.custom.items()},
@@ -465,7 +465,7 @@ def records_to_bundle(store: Store, recs: PipelineRecords, *, keep_empty_stages:
 
     by_stage: Dict[int, List[Dict[str, Any]]] = {}
     for stage, ex in recs.executions:
-        e = _node(ex, tid("execution", ex.type))
+        e = dumptojson_node(ex, tid("execution", ex.type))
         e["type"] = ex.type
         e["name"] = ex.name
         e["last_known_state"] = ex.state
@@ -474,18 +474,18 @@ def records_to_bundle(store: Store, recs: PipelineRecords, *, keep_empty_stages:
             art = recs.artifacts.get(ev.artifact_id)
             if art is None or ev.kind not in EVENT_NUMBER:
                 continue
-            a = _node(art, tid("artifact", art.type))
+            a = dumptojson_node(art, tid("artifact", art.type))
             a["type"] = art.type
             e["events"].append({"type": EVENT_NUMBER[ev.kind], "artifact": a})
         by_stage.setdefault(int(stage.id or 0), []).append(e)
-    p = _node(recs.pipeline, tid("context", recs.pipeline.type))
+    p = dumptojson_node(recs.pipeline, tid("context", recs.pipeline.type))
     p["type"] = recs.pipeline.type
     p["stages"] = []
     for stage in recs.stages:
         execs = by_stage.get(int(stage.id or 0), [])
         if not execs and not keep_empty_stages:
             continue
-        s = _node(stage, tid("context", stage.type))
+        s = dumptojson_node(stage, tid("context", stage.type))
         s["type"] = stage.type
         s["executions"] = execs
         p["stages"].append(s)
@@ -603,6 +603,7 @@ def export_missing(
 
 
 __all__ = [
+    "dumptojson_node",
     "BundleError",
     "Bundle",
     "BundlePipeline",
