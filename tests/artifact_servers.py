@@ -4,14 +4,19 @@
   shape of an OSDF origin as CMF's ``osdfremote`` uses it through DVC's HTTP remote.
 - :func:`s3_server`: moto's S3 server (``ThreadedMotoServer``), used through dvc-s3.
 - :class:`Sshd`: Debian's OpenSSH server with a host key and an authorized key made for
-  the test run, used through dvc-ssh.
+  the test run, used through dvc-ssh; or, with ``password_login``, password logins only.
+- :class:`ThrowawayUser`: a system user with a random password, made for one test run
+  (``useradd`` + ``chpasswd``, root only) and removed after, for sshd's password login.
 """
 from __future__ import annotations
 
 import os
+import pwd
+import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -151,9 +156,10 @@ class S3:
 
 # -- SSH ----------------------------------------------------------------------------------------
 class Sshd:
-    """``sshd -D`` on a free port: host key and client key made here, key login only."""
+    """``sshd -D`` on a free port: host key and client key made here, key login only
+    (``password_login``: password login only, checked against /etc/shadow by sshd itself)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, password_login: bool = False) -> None:
         self.dir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         os.chmod(workdir, 0o700)
@@ -171,11 +177,12 @@ class Sshd:
                     f"Port {self.port}",
                     "ListenAddress 127.0.0.1",
                     f"HostKey {workdir / 'host_key'}",
-                    f"AuthorizedKeysFile {auth}",
+                    f"AuthorizedKeysFile {'none' if password_login else auth}",
                     f"PidFile {workdir / 'sshd.pid'}",
-                    "PasswordAuthentication no",
+                    f"PasswordAuthentication {'yes' if password_login else 'no'}",
                     "KbdInteractiveAuthentication no",
-                    "PubkeyAuthentication yes",
+                    f"PubkeyAuthentication {'no' if password_login else 'yes'}",
+                    "PermitEmptyPasswords no",
                     "PermitRootLogin prohibit-password",
                     "UsePAM no",
                     "StrictModes no",
@@ -194,6 +201,37 @@ class Sshd:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+class ThrowawayUser:
+    """A system user for one test run: random name and password (``chpasswd`` reads it from
+    stdin, so it is never on a command line), a home under a fresh folder in /tmp (pytest's
+    are root-only), removed with its home by :meth:`stop`. Root only."""
+
+    def __init__(self) -> None:
+        self.name = "cmfpw" + secrets.token_hex(4)
+        self.password = "pw-" + secrets.token_urlsafe(18)
+        self.base = Path(tempfile.mkdtemp(prefix="cmfrun-sshpw-"))
+        os.chmod(self.base, 0o755)  # the user must reach its home and store below
+        self.home = self.base / "home"
+        subprocess.run(
+            ["useradd", "--create-home", "--home-dir", str(self.home), "--shell", "/bin/sh", "--user-group", self.name],
+            check=True, capture_output=True,
+        )
+        try:
+            subprocess.run(["chpasswd"], input=f"{self.name}:{self.password}\n", text=True, check=True, capture_output=True)
+        except BaseException:
+            self.stop()
+            raise
+        self.uid = pwd.getpwnam(self.name).pw_uid
+
+    def stop(self) -> None:
+        # --force: an sshd session of this test process may still be open (the SSH client's
+        # connection closes when it is garbage-collected); the user goes regardless.
+        proc = subprocess.run(["userdel", "--force", "--remove", self.name], capture_output=True, text=True)
+        shutil.rmtree(self.base, ignore_errors=True)
+        if proc.returncode not in (0, 12):  # 12: the home was already gone
+            raise RuntimeError(f"userdel {self.name} failed ({proc.returncode}): {proc.stderr.strip()}")
 
 
 def servers_iter(obj: Any) -> Iterator[Any]:  # pragma: no cover - helper for fixtures

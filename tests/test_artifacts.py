@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 
@@ -348,3 +348,98 @@ def test_wrapper_outputs_reach_the_cache_through_the_merger(repo: Project) -> No
     while not rcache.in_cache(cache, model.uri) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert rcache.object_path(cache, model.uri).read_text() == "weights\n"
+
+
+# -- progress on a terminal, a plain summary elsewhere ---------------------------------------------
+def on_terminal(cwd: Path, argv: List[str], *, stdout_to: Optional[Path] = None, timeout: float = 120) -> Tuple[int, str]:
+    """Run ``argv`` with stdin, stderr and (unless ``stdout_to``, a file) stdout on a new
+    pseudo-terminal of 24x100; return the exit code and everything the terminal showed."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    import time
+
+    master, slave = pty.openpty()
+    # A real terminal has a size; openpty's is 0x0, where tqdm draws nothing at all.
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    out = open(stdout_to, "wb") if stdout_to is not None else None
+    try:
+        proc = subprocess.Popen(argv, cwd=cwd, env=cli_env(), stdin=slave, stdout=out or slave, stderr=slave, close_fds=True)
+    finally:
+        os.close(slave)
+        if out is not None:
+            out.close()
+    shown = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if not select.select([master], [], [], 1.0)[0]:
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal (it exited)
+                break
+            if not chunk:
+                break
+            shown += chunk
+        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        proc.kill() if proc.poll() is None else None
+        os.close(master)
+    return code, shown.decode("utf-8", "replace")
+
+
+def test_progress_bar_on_a_terminal_then_summary(repo: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = repo.root
+    monkeypatch.chdir(root)
+    cmfrun.cmf_init(type="local", path=str(tmp_path / "remote"))
+    c = cmfrun.Cmf(filepath="mlmd", pipeline_name="p")
+    c.create_context("s")
+    c.create_execution("S")
+    for i in range(40):
+        repo.write(f"d/f{i:02d}.bin", binary=os.urandom(2048))
+        c.log_dataset(f"d/f{i:02d}.bin", "output")
+    c.finalize()
+    n = len(store_files(root / "mlmd", "p"))  # the files plus the Python environment artifact
+    cmf_bin = str(Path(PY).parent / "cmf")
+
+    # On a terminal: DVC's bar ("Pushing", counting up to n objects) is drawn, cleared, and then
+    # the summary follows on a clean line.
+    code, shown = on_terminal(root, [cmf_bin, "artifact", "push", "-p", "p"])
+    assert code == 0, shown
+    summary = shown.index(f"{n} pushed ({n} objects)")
+    bar = shown.rfind("Pushing|")
+    assert 0 <= bar < summary and f"/{n} [" in shown[bar:summary] and "\r" in shown[bar:summary], shown[:summary]
+    assert "\r" not in shown[summary:].replace("\r\n", "\n")  # the summary itself: plain lines
+    assert f"  pushed   d/f07.bin  {md5(root / 'd/f07.bin')}" in shown[summary:]
+
+    # Neither stdout nor stderr a terminal: the summary only, no bar and no control characters.
+    shutil.rmtree(tmp_path / "remote")
+    proc = subprocess.run([cmf_bin, "artifact", "push", "-p", "p"], cwd=root, env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout.startswith(f"{n} pushed ({n} objects)") and "\r" not in proc.stdout and "\x1b" not in proc.stdout
+    assert len(proc.stdout.splitlines()) == 1 + n
+
+    # stdout into a file, stderr on the terminal: the bar goes to the terminal, the file holds
+    # the summary alone (as with `dvc push > log`).
+    shutil.rmtree(tmp_path / "remote")
+    code, shown = on_terminal(root, [cmf_bin, "artifact", "push", "-p", "p"], stdout_to=tmp_path / "push.log")
+    log_text = (tmp_path / "push.log").read_text()
+    assert code == 0 and "Pushing|" in shown and "pushed" not in shown.replace("Pushing", "")
+    assert log_text.startswith(f"{n} pushed ({n} objects)") and "\r" not in log_text and "\x1b" not in log_text
+
+    # Pull: the "Fetching" bar, then the summary.
+    shutil.rmtree(root / "d")
+    shutil.rmtree(root / ".dvc" / "cache")
+    code, shown = on_terminal(root, [cmf_bin, "artifact", "pull", "-p", "p"])
+    assert code == 0, shown
+    summary = shown.index("file(s) written")
+    bar = shown.rfind("Fetching|")
+    assert 0 <= bar < summary and f"/{n} [" in shown[bar:summary], shown[:summary]
+    assert (root / "d" / "f07.bin").exists()
+    shutil.rmtree(root / "d")
+    proc = subprocess.run([cmf_bin, "artifact", "pull", "-p", "p"], cwd=root, env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stderr == "" and "\r" not in proc.stdout, proc.stderr
+    assert proc.stdout.startswith("40 file(s) written")

@@ -18,7 +18,7 @@ from typing import Iterator, List, Tuple
 import pytest
 
 from cmfrun.cli import cmf
-from tests.artifact_servers import SSHD, S3, HttpStore, Sshd, free_port
+from tests.artifact_servers import SSHD, S3, HttpStore, Sshd, ThrowawayUser, free_port
 from tests.conftest import REQUIRE_SERVICES, cli_env, cli_runner, git
 
 PY = sys.executable
@@ -117,7 +117,8 @@ def round_trip(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def bad(site: Path, monkeypatch: pytest.MonkeyPatch, remote_name: str, secret: str, *args: str, **env: str) -> str:
     """Run a command (the real console script: DVC's own log handlers write to the real
     stderr) that must fail on the remote: one line, names the remote, no secret, exit 3."""
-    proc = subprocess.run([str(Path(PY).parent / "cmf"), *args], cwd=site, env=cli_env(**env), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([str(Path(PY).parent / "cmf"), *args], cwd=site, env=cli_env(**env), stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=120)
     code, out, err = proc.returncode, proc.stdout, proc.stderr
     assert code == 3, (code, out, err)
     assert err.count("\n") == 1 and err.startswith("cmfrun: error: ") and remote_name in err, err
@@ -210,6 +211,71 @@ def test_ssh_wrong_key_and_unreachable(site: Path, sshd: Sshd, tmp_path: Path, m
     cmf_cli(site, monkeypatch, "init", "sshremote", "--path", f"ssh://127.0.0.1{tmp_path}/s", "--user", sshd.user,
             "--port", str(free_port()), "--keyfile", str(sshd.dir / "client_key"), "--password", "pw-SECRET-1")
     bad(site, monkeypatch, "ssh-storage", "pw-SECRET-1", "artifact", "push", "-p", "site")
+
+
+@pytest.fixture(scope="module")
+def ssh_password_user(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[Sshd, ThrowawayUser]]:
+    """sshd taking password logins only, and a throwaway system user with a random password.
+
+    Making a system user needs root and changes the machine's /etc/passwd: done only in CI
+    (``CMFRUN_REQUIRE_SERVICES=1``, a throwaway machine, running as root), removed after.
+    """
+    if not os.path.exists(SSHD):
+        if REQUIRE_SERVICES:
+            pytest.fail("sshd is not installed (CI installs openssh-server in .ci/run)")
+        pytest.skip("sshd is not installed: apt-get install openssh-server")
+    if not REQUIRE_SERVICES or os.geteuid() != 0:
+        if REQUIRE_SERVICES:
+            pytest.fail("the SSH password test needs root in CI (useradd/chpasswd for a throwaway user)")
+        pytest.skip("SSH password login needs a throwaway system user (useradd + chpasswd as root): only in CI, "
+                    "with CMFRUN_REQUIRE_SERVICES=1 as root")
+    user = ThrowawayUser()
+    try:
+        srv = Sshd(tmp_path_factory.mktemp("sshd-pw"), password_login=True)
+    except BaseException:
+        user.stop()
+        raise
+    try:
+        yield srv, user
+    finally:
+        srv.stop()
+        user.stop()
+
+
+def test_ssh_password_round_trip(site: Path, ssh_password_user: Tuple[Sshd, ThrowawayUser], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cmf init sshremote --password` against a real sshd that accepts passwords only: the round
+    trip works, and the password is nowhere but .dvc/config.local."""
+    srv, user = ssh_password_user
+    store = user.home / "store"
+    outputs = []
+    code, out, err = cmf_cli(
+        site, monkeypatch, "init", "sshremote", "--path", f"ssh://127.0.0.1{store}", "--user", user.name,
+        "--port", str(srv.port), "--password", user.password,
+    )
+    assert code == 0, err
+    outputs.append(out + err)
+    assert user.password in (site / ".dvc" / "config.local").read_text()
+    outputs.append("".join(cmf_cli(site, monkeypatch, "init", "show")[1:]))
+    round_trip(site, monkeypatch)
+    objects = [p for p in (store / "files" / "md5").rglob("*") if p.is_file()]
+    assert objects and all(p.stat().st_uid == user.uid for p in objects)  # written by the throwaway user
+    log = (srv.dir / "sshd.log").read_text(errors="replace")
+    assert f"Accepted password for {user.name}" in log
+    # The password: not in anything printed, not in sshd's log, not in any file of the project
+    # but the git-ignored .dvc/config.local (the store, .cmfconfig, DVC's config and tmp files
+    # included), not in anything git tracks.
+    assert user.password not in "".join(outputs) + log
+    secret = user.password.encode()
+    leaks = [p for p in site.rglob("*") if p.is_file() and not p.is_symlink() and p != site / ".dvc" / "config.local"
+             and secret in p.read_bytes()]
+    assert leaks == []
+    assert git(site, "check-ignore", ".dvc/config.local") == ".dvc/config.local"
+    assert subprocess.run(["git", "grep", "-q", "-F", user.password], cwd=site).returncode == 1
+    # A wrong password: one line naming the remote, never either password, exit 3.
+    cmf_cli(site, monkeypatch, "init", "sshremote", "--path", f"ssh://127.0.0.1{store}", "--user", user.name,
+            "--port", str(srv.port), "--password", "wrong-" + user.password)
+    err = bad(site, monkeypatch, "ssh-storage", user.password, "artifact", "push", "-p", "site")
+    assert "wrong-" not in err
 
 
 # -- corrupt bytes on the remote --------------------------------------------------------------------

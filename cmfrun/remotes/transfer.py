@@ -20,9 +20,11 @@ and URL, with every configured secret removed from the message.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
@@ -149,6 +151,37 @@ def _quiet_dvc_data() -> Iterator[_Failures]:
         logger.handlers, logger.propagate = saved
 
 
+@functools.lru_cache(maxsize=None)
+def _ssh_client_class() -> Any:
+    """dvc-ssh's interactive client, minus the password prompts that make no sense here.
+
+    When the configured password is refused, or when no password is configured and stdin is
+    not a terminal, dvc-ssh's client asks for one with ``getpass`` (which, without a
+    terminal, reads it from stdin and warns that it may be echoed). For ``cmf artifact`` a
+    refused login is one error line naming the remote (exit 3): it never prompts then. With
+    no password configured, on a terminal, it still asks, as ``dvc push`` does.
+    """
+    from dvc_ssh.client import InteractiveSSHClient
+
+    class Client(InteractiveSSHClient):  # type: ignore[misc]
+        def _may_ask(self) -> bool:
+            return self._conn is not None and self._conn._options.password is None and sys.stdin.isatty()
+
+        async def password_auth_requested(self) -> Optional[str]:
+            return await super().password_auth_requested() if self._may_ask() else None  # type: ignore[no-any-return]
+
+        async def kbdint_challenge_received(self, name: str, instructions: str, lang: str, prompts: Any) -> Any:
+            return await super().kbdint_challenge_received(name, instructions, lang, prompts) if self._may_ask() else None
+
+    return Client
+
+
+def _no_password_prompts(odb: Any) -> None:
+    """Give an SSH remote the client of :func:`_ssh_client_class` (before it first connects)."""
+    if getattr(odb.fs, "protocol", "") == "ssh":
+        odb.fs.fs_args["client_factory"] = _ssh_client_class()
+
+
 @contextlib.contextmanager
 def open_remote(root: Path, remote: Optional[str] = None) -> Iterator[_Remote]:
     """The DVC repository at ``root`` and its remote (default: ``core.remote``)."""
@@ -173,6 +206,7 @@ def open_remote(root: Path, remote: Optional[str] = None) -> Iterator[_Remote]:
         handle = _Remote(repo, None, name, url, secrets)
         try:
             handle.odb = repo.cloud.get_remote_odb(name, "push")
+            _no_password_prompts(handle.odb)
         except ConfigError as exc:
             raise UsageError(f"remote {handle.label}: {str(exc).splitlines()[0]}") from None
         except CmfrunError:
