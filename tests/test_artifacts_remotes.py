@@ -163,12 +163,28 @@ def s3() -> Iterator[S3]:
 
 
 def test_s3_round_trip(site: Path, s3: S3, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Objects from 2 KiB up go alone (parallel parts), as 64 MiB ones do: model.pkl and a file
+    # of the data/prep folder are sent before the rest, the folder's listing after its files.
+    monkeypatch.setattr("cmfrun.remotes.transfer.LARGE_OBJECT", 2048)
+    from cmfrun.remotes import transfer
+
+    pushes: List[List[int]] = []
+    real = transfer._push_batches
+
+    def spy(*args: object) -> list:
+        batches = real(*args)
+        pushes.append([len(b) for b in batches])
+        return batches
+
+    monkeypatch.setattr(transfer, "_push_batches", spy)
     code, _, err = cmf_cli(
         site, monkeypatch, "init", "minioS3", "--url", f"s3://cmf-artifacts/{site.parent.name}", "--endpoint-url", s3.url,
         "--access-key-id", "testing", "--secret-key", S3_SECRET,
     )
     assert code == 0, err
     round_trip(site, monkeypatch)
+    first = pushes[0]  # model.pkl and data/prep/a.csv at least went alone, then one batch of the rest
+    assert len(first) >= 3 and set(first[:-1]) == {1} and first[-1] > 1, pushes
 
 
 def test_s3_missing_bucket_and_unreachable(site: Path, s3: S3, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -259,6 +259,65 @@ def _check_refs(refs: Sequence[ArtifactRef]) -> None:
         raise UsageError(f"artifact {bad[0].path or bad[0].name} has no DVC md5 ({bad[0].md5!r}): its bytes cannot move")
 
 
+#: Objects at least this big are sent in a transfer of their own when the remote can send one
+#: file as parallel parts (S3, Azure: the fsspec filesystem has ``max_concurrency``).
+#: dvc-objects uses parallel parts only for a file alone in its batch, which ``dvc push`` gets
+#: for a big tracked file by luck of its grouping; in one batch of every object it would go
+#: up one part at a time. (s3fs sends files under 2 x 50 MiB in one request anyway.)
+LARGE_OBJECT = 64 << 20
+
+
+class _Phases:
+    """One progress callback over several ``transfer`` calls: each call's ``set_size(n)``
+    counts on from the objects the calls before it sent, so the bar never runs backwards."""
+
+    def __init__(self, outer: Any) -> None:
+        self.outer = outer
+        self.before = 0
+        self.size: Optional[int] = None
+        self.value = 0
+
+    def next_phase(self) -> None:
+        self.before += self.value
+        self.size, self.value = None, 0
+
+    def set_size(self, size: int) -> None:
+        self.size = size
+        self.outer.set_size(self.before + size)
+
+    def absolute_update(self, value: int) -> None:
+        self.value = value
+        self.outer.absolute_update(self.before + value)
+
+    def relative_update(self, inc: int = 1) -> None:
+        self.value += inc
+        self.outer.relative_update(inc)
+
+    def branched(self, path_1: Any, path_2: Any, **kwargs: Any) -> Any:
+        return self.outer.branched(path_1, path_2, **kwargs)
+
+    def wrap(self, iterable: Any) -> Iterator[Any]:
+        for item in iterable:
+            yield item
+            self.relative_update()
+
+
+def _push_batches(local: Any, odb: Any, ids: Set[Any]) -> List[Set[Any]]:
+    """``ids`` as transfer batches: each object of :data:`LARGE_OBJECT` or more alone (only
+    for remotes that send a file's parts in parallel), then all the others together."""
+    if not hasattr(odb.fs.fs, "max_concurrency"):
+        return [ids]
+    large: Set[Any] = set()
+    for oid in ids:
+        try:
+            if os.path.getsize(local.oid_to_path(oid.value)) >= LARGE_OBJECT:
+                large.add(oid)
+        except OSError:  # not in the local cache: the transfer reports it missing
+            continue
+    rest = ids - large
+    return [{oid} for oid in sorted(large, key=lambda o: str(o.value))] + ([rest] if rest else [])
+
+
 def push(root: Path, refs: Sequence[ArtifactRef], *, jobs: Optional[int] = None, callback: Any = None, remote: Optional[str] = None) -> PushReport:
     """Send the cache objects of ``refs`` to the remote; see the module docstring."""
     from dvc_data.hashfile.db import get_index
@@ -270,25 +329,32 @@ def push(root: Path, refs: Sequence[ArtifactRef], *, jobs: Optional[int] = None,
         local = rem.repo.cache.local
         statuses: List[Any] = []
         ids, trees = _expand(local, refs)
+        progress = _Phases(callback or DEFAULT_CALLBACK)
+        transferred: Set[Any] = set()
+        not_sent: Set[Any] = set()
         try:
-            with _quiet_dvc_data() as failures:
-                result = transfer(
-                    local,
-                    rem.odb,
-                    ids,
-                    jobs=jobs,
-                    dest_index=get_index(rem.odb),
-                    cache_odb=local,
-                    validate_status=statuses.append,
-                    callback=callback or DEFAULT_CALLBACK,
-                )
+            with _quiet_dvc_data() as failures, contextlib.closing(get_index(rem.odb)) as index:
+                for batch in _push_batches(local, rem.odb, ids):
+                    result = transfer(
+                        local,
+                        rem.odb,
+                        batch,
+                        jobs=jobs,
+                        dest_index=index,
+                        cache_odb=local,
+                        validate_status=statuses.append,
+                        callback=progress,
+                    )
+                    transferred |= result.transferred
+                    not_sent |= result.failed
+                    progress.next_phase()
         except CmfrunError:
             raise
         except Exception as exc:
             raise rem.error("push", exc) from None
-        sent = {str(h.value) for h in result.transferred}
-        failed = {str(h.value) for h in result.failed}
-        missing = {str(h.value) for h in statuses[0].missing} if statuses else set()
+        sent = {str(h.value) for h in transferred}
+        failed = {str(h.value) for h in not_sent}
+        missing = {str(h.value) for status in statuses for h in status.missing}
         out: Dict[str, List[ArtifactRef]] = {"pushed": [], "already": [], "missing": [], "failed": []}
         for ref in refs:
             mine = {ref.md5} | (trees.get(ref.md5) or set())
