@@ -33,7 +33,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
 from urllib.parse import unquote, urlparse
 
 from cmfrun import errors, schema
@@ -203,6 +203,65 @@ class LineageWalk:
     truncated: bool
 
 
+#: ``(execution id, artifact id)`` pairs of the events of one kind on the given records.
+EdgeReader = Callable[[Sequence[int]], Iterable[Tuple[int, int]]]
+
+
+def walk_levels(
+    direction: str,
+    artifact_ids: Sequence[int],
+    execution_ids: Sequence[int],
+    depth: Optional[int],
+    to_exec: EdgeReader,
+    to_art: EdgeReader,
+) -> LineageWalk:
+    """The lineage walk, level by level (the rules of :meth:`Store.walk_lineage`).
+
+    ``to_exec(artifact ids)`` gives the events leading from artifacts to executions
+    (OUTPUT events going ``up``, INPUT going ``down``) and ``to_art(execution ids)``
+    the events leading on to artifacts; each is called once per generation with the
+    whole frontier. Both engines run this one function, so their answers agree.
+    """
+    to_exec_kind, to_art_kind = ("OUTPUT", "INPUT") if direction == "up" else ("INPUT", "OUTPUT")
+    root_arts = list(dict.fromkeys(int(a) for a in artifact_ids))
+    root_execs = list(dict.fromkeys(int(e) for e in execution_ids))
+    art_depth: Dict[int, int] = {a: 0 for a in root_arts}
+    exec_depth: Dict[int, int] = {e: 0 for e in root_execs}
+    edges: Set[Tuple[int, int, str]] = set()
+    truncated = False
+
+    def expand_executions(execs: Sequence[int], level: int) -> List[int]:
+        new: List[int] = []
+        for e, a in to_art(execs):
+            edges.add((e, a, to_art_kind))
+            if a not in art_depth:
+                art_depth[a] = level
+                new.append(a)
+        return new
+
+    frontier_arts: List[int] = list(root_arts)
+    level = 0
+    if root_execs:
+        if depth is None or depth >= 1:
+            level = 1
+            frontier_arts += expand_executions(root_execs, 1)
+        else:
+            truncated = True
+    while frontier_arts:
+        if depth is not None and level >= depth:
+            truncated = any(True for _ in to_exec(frontier_arts))
+            break
+        level += 1
+        new_execs: List[int] = []
+        for e, a in to_exec(frontier_arts):
+            edges.add((e, a, to_exec_kind))
+            if e not in exec_depth:
+                exec_depth[e] = level
+                new_execs.append(e)
+        frontier_arts = expand_executions(new_execs, level) if new_execs else []
+    return LineageWalk(art_depth, exec_depth, edges, truncated)
+
+
 class Store(abc.ABC):
     """An open MLMD store. Create with :func:`connect`; pass it in, never keep it global.
 
@@ -306,50 +365,18 @@ class Store(abc.ABC):
         inputs) or ``down``.
 
         Walks level by level: two batched event reads per generation. The SQL
-        engine answers it with one recursive query instead.
+        engine reads every event the walk needs with one recursive query and runs
+        the same :func:`walk_levels` in memory.
         """
         to_exec_kind, to_art_kind = ("OUTPUT", "INPUT") if direction == "up" else ("INPUT", "OUTPUT")
-        root_arts = list(dict.fromkeys(int(a) for a in artifact_ids))
-        root_execs = list(dict.fromkeys(int(e) for e in execution_ids))
-        art_depth: Dict[int, int] = {a: 0 for a in root_arts}
-        exec_depth: Dict[int, int] = {e: 0 for e in root_execs}
-        edges: Set[Tuple[int, int, str]] = set()
-        truncated = False
 
-        def expand_executions(execs: Sequence[int], level: int) -> List[int]:
-            new: List[int] = []
-            for ev in self.events_by_execution(execs):
-                if ev.kind != to_art_kind:
-                    continue
-                edges.add((ev.execution_id, ev.artifact_id, ev.kind))
-                if ev.artifact_id not in art_depth:
-                    art_depth[ev.artifact_id] = level
-                    new.append(ev.artifact_id)
-            return new
+        def to_exec(arts: Sequence[int]) -> List[Tuple[int, int]]:
+            return [(ev.execution_id, ev.artifact_id) for ev in self.events_by_artifact(arts) if ev.kind == to_exec_kind]
 
-        frontier_arts: List[int] = list(root_arts)
-        level = 0
-        if root_execs:
-            if depth is None or depth >= 1:
-                level = 1
-                frontier_arts += expand_executions(root_execs, 1)
-            else:
-                truncated = True
-        while frontier_arts:
-            if depth is not None and level >= depth:
-                truncated = any(ev.kind == to_exec_kind for ev in self.events_by_artifact(frontier_arts))
-                break
-            level += 1
-            new_execs: List[int] = []
-            for ev in self.events_by_artifact(frontier_arts):
-                if ev.kind != to_exec_kind:
-                    continue
-                edges.add((ev.execution_id, ev.artifact_id, ev.kind))
-                if ev.execution_id not in exec_depth:
-                    exec_depth[ev.execution_id] = level
-                    new_execs.append(ev.execution_id)
-            frontier_arts = expand_executions(new_execs, level) if new_execs else []
-        return LineageWalk(art_depth, exec_depth, edges, truncated)
+        def to_art(execs: Sequence[int]) -> List[Tuple[int, int]]:
+            return [(ev.execution_id, ev.artifact_id) for ev in self.events_by_execution(execs) if ev.kind == to_art_kind]
+
+        return walk_levels(direction, artifact_ids, execution_ids, depth, to_exec, to_art)
 
     # -- types -------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -543,6 +570,7 @@ __all__ = [
     "ENV_ENGINE",
     "AlreadyExistsError",
     "LineageWalk",
+    "walk_levels",
     "StoreLocation",
     "Store",
     "connect",

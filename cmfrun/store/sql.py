@@ -22,7 +22,17 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 
 from cmfrun import errors, schema
 from cmfrun.records import Artifact, Context, Event, Execution, Link, Props, Value
-from cmfrun.store import AlreadyExistsError, LineageWalk, Store, StoreLocation, check_sqlite_file, chunks, type_external_id
+from cmfrun.store import (
+    IN_CLAUSE_CHUNK,
+    AlreadyExistsError,
+    LineageWalk,
+    Store,
+    StoreLocation,
+    check_sqlite_file,
+    chunks,
+    type_external_id,
+    walk_levels,
+)
 from cmfrun.store.ddl import MYSQL_DDL, POSTGRESQL_DDL
 from cmfrun.store.filterquery import compile_filter
 
@@ -120,6 +130,13 @@ _NODE = {
     "context": ("Context", "ContextProperty", "context_id", ""),
 }
 _PROP_COLS = "`name`, `is_custom_property`, `int_value`, `double_value`, `string_value`, `bool_value`"
+#: A property row's value on SQLite, as :func:`_read_value` decodes the four value columns.
+_SQLITE_VALUE = (
+    "CASE WHEN `int_value` IS NOT NULL THEN CAST(`int_value` AS INTEGER) "
+    "WHEN `double_value` IS NOT NULL THEN CAST(`double_value` AS REAL) "
+    "WHEN `string_value` IS NOT NULL THEN CAST(`string_value` AS TEXT) "
+    "WHEN `bool_value` IS NOT NULL THEN CAST(`bool_value` AS INTEGER) ELSE '' END"
+)
 
 
 def _now_ms() -> int:
@@ -240,6 +257,20 @@ def _read_value(row: Sequence[Any]) -> Value:
     return ""
 
 
+_new = object.__new__
+_set_attr = object.__setattr__
+
+
+def _record(cls: Any, fields: Dict[str, Any]) -> Any:
+    """A frozen record of ``cls`` holding ``fields`` (every field, by name) without running the
+    dataclass ``__init__`` (eight frozen setattrs): half the cost when a read builds thousands
+    of records. Only for plain field values read from the store; ``tests/test_store_engine.py``
+    checks the result equals the normal constructor's for every record class."""
+    obj = _new(cls)
+    _set_attr(obj, "__dict__", fields)
+    return obj
+
+
 class SqlStore(Store):
     """A :class:`~cmfrun.store.Store` writing MLMD's tables with plain SQL."""
 
@@ -274,7 +305,9 @@ class SqlStore(Store):
         cur = self._conn.cursor()
         try:
             cur.execute(self._sql(sql), tuple(params))
-            return [tuple(r) for r in cur.fetchall()]
+            rows = cur.fetchall()
+            # sqlite3 rows are tuples already (no row factory is set): no copy of big results.
+            return rows if self._backend == "sqlite" else [tuple(r) for r in rows]
         finally:
             cur.close()
 
@@ -527,80 +560,90 @@ class SqlStore(Store):
 
     # -- node reads --------------------------------------------------------------------------
     def _props_of(self, kind: str, ids: Sequence[int]) -> Dict[int, Tuple[Dict[str, Value], Dict[str, Value]]]:
+        """``{id: (properties, custom properties)}`` of these nodes, one query per chunk of ids.
+
+        This loop is the hot part of big reads (a lineage walk loads thousands of property
+        rows). On SQLite the typed value is picked in SQL (int, double, string, bool: the
+        first set, cast as MLMD reads that column): four columns a row instead of seven."""
         _, ptable, idcol, _ = _NODE[kind]
         out: Dict[int, Tuple[Dict[str, Value], Dict[str, Value]]] = {i: ({}, {}) for i in ids}
+        sqlite = self._backend == "sqlite"
+        # SQLite: 0/1 flag (an index into the pair) and one value column; elsewhere the raw
+        # columns (PostgreSQL's flag is a boolean).
+        cols = (
+            f"`is_custom_property` <> 0, {_SQLITE_VALUE}" if sqlite
+            else "`is_custom_property`, `int_value`, `double_value`, `string_value`, `bool_value`"
+        )
         for chunk in chunks(list(ids)):
-            marks = ",".join("?" * len(chunk))
-            for row in self._q(
-                f"SELECT `{idcol}`, `name`, `is_custom_property`, `int_value`, `double_value`, `string_value`, `bool_value` "
-                f"FROM `{ptable}` WHERE `{idcol}` IN ({marks})",
+            rows = self._q(
+                f"SELECT `{idcol}`, `name`, {cols} "
+                f"FROM `{ptable}` WHERE `{idcol}` IN ({','.join('?' * len(chunk))})",
                 chunk,
-            ):
-                props, custom = out[int(row[0])]
-                (custom if row[2] else props)[str(row[1])] = _read_value(row[3:7])
+            )
+            if sqlite:
+                for node_id, name, is_custom, value in rows:
+                    out[node_id][is_custom][name] = value
+                continue
+            for node_id, name, is_custom, i, d, s, b in rows:
+                out[int(node_id)][1 if is_custom else 0][str(name)] = (
+                    int(i) if i is not None else float(d) if d is not None else str(s) if s is not None
+                    else int(b) if b is not None else ""
+                )
         return out
 
+    def _type_names_of(self, kind: str, type_ids: Iterable[int]) -> Dict[int, str]:
+        """``{type id: name}`` for these ids (cached; unknown ids map to ``""``)."""
+        return {t: self._type_name(kind, t) for t in set(type_ids)}
+
+    # The node readers below select NULL-free columns (COALESCE) and take the drivers'
+    # ints and strings as they come (sqlite3, psycopg and PyMySQL all return int and str
+    # for these columns): no per-field conversion on thousands of rows.
     def _contexts(self, where: str, params: Sequence[Any] = (), order: str = "c.`id`") -> List[Context]:
         rows = self._q(
             "SELECT c.`id`, c.`type_id`, c.`name`, c.`create_time_since_epoch`, c.`last_update_time_since_epoch` "
             f"FROM `Context` c {where} ORDER BY {order}",
             params,
         )
-        props = self._props_of("context", [int(r[0]) for r in rows])
-        return [
-            Context(
-                type=self._type_name("context", int(r[1])),
-                name=str(r[2]),
-                properties=props[int(r[0])][0],
-                custom=props[int(r[0])][1],
-                id=int(r[0]),
-                create_ms=int(r[3]),
-                update_ms=int(r[4]),
-            )
-            for r in rows
-        ]
+        props = self._props_of("context", [r[0] for r in rows])
+        types = self._type_names_of("context", (r[1] for r in rows))
+        out: List[Context] = []
+        for i, t, name, created, updated in rows:
+            p, c = props[i]
+            out.append(_record(Context, {"type": types[t], "name": name, "properties": p, "custom": c, "id": i,
+                                         "create_ms": created, "update_ms": updated}))
+        return out
 
     def _artifacts(self, where: str, params: Sequence[Any] = (), order: str = "a.`id`", distinct: bool = False) -> List[Artifact]:
         rows = self._q(
-            f"SELECT {'DISTINCT ' if distinct else ''}a.`id`, a.`type_id`, a.`name`, a.`uri`, a.`create_time_since_epoch`, "
-            f"a.`last_update_time_since_epoch` FROM `Artifact` a {where} ORDER BY {order}",
+            f"SELECT {'DISTINCT ' if distinct else ''}a.`id`, a.`type_id`, COALESCE(a.`name`, ''), COALESCE(a.`uri`, ''), "
+            f"a.`create_time_since_epoch`, a.`last_update_time_since_epoch` FROM `Artifact` a {where} ORDER BY {order}",
             params,
         )
-        props = self._props_of("artifact", [int(r[0]) for r in rows])
-        return [
-            Artifact(
-                type=self._type_name("artifact", int(r[1])),
-                name=str(r[2] or ""),
-                uri=str(r[3] or ""),
-                properties=props[int(r[0])][0],
-                custom=props[int(r[0])][1],
-                id=int(r[0]),
-                create_ms=int(r[4]),
-                update_ms=int(r[5]),
-            )
-            for r in rows
-        ]
+        props = self._props_of("artifact", [r[0] for r in rows])
+        types = self._type_names_of("artifact", (r[1] for r in rows))
+        out: List[Artifact] = []
+        for i, t, name, uri, created, updated in rows:
+            p, c = props[i]
+            out.append(_record(Artifact, {"type": types[t], "name": name, "uri": uri, "properties": p, "custom": c,
+                                          "id": i, "create_ms": created, "update_ms": updated}))
+        return out
 
     def _executions(self, where: str, params: Sequence[Any] = (), order: str = "e.`id`", distinct: bool = False) -> List[Execution]:
         rows = self._q(
-            f"SELECT {'DISTINCT ' if distinct else ''}e.`id`, e.`type_id`, e.`name`, e.`last_known_state`, "
-            f"e.`create_time_since_epoch`, e.`last_update_time_since_epoch` FROM `Execution` e {where} ORDER BY {order}",
+            f"SELECT {'DISTINCT ' if distinct else ''}e.`id`, e.`type_id`, COALESCE(e.`name`, ''), "
+            f"COALESCE(e.`last_known_state`, 0), e.`create_time_since_epoch`, e.`last_update_time_since_epoch` "
+            f"FROM `Execution` e {where} ORDER BY {order}",
             params,
         )
-        props = self._props_of("execution", [int(r[0]) for r in rows])
-        return [
-            Execution(
-                type=self._type_name("execution", int(r[1])),
-                name=str(r[2] or ""),
-                properties=props[int(r[0])][0],
-                custom=props[int(r[0])][1],
-                state=_STATE_NAME.get(int(r[3] or 0), "UNKNOWN"),
-                id=int(r[0]),
-                create_ms=int(r[4]),
-                update_ms=int(r[5]),
-            )
-            for r in rows
-        ]
+        props = self._props_of("execution", [r[0] for r in rows])
+        types = self._type_names_of("execution", (r[1] for r in rows))
+        out: List[Execution] = []
+        for i, t, name, state, created, updated in rows:
+            p, c = props[i]
+            out.append(_record(Execution, {"type": types[t], "name": name, "properties": p, "custom": c,
+                                           "state": _STATE_NAME.get(state, "UNKNOWN"), "id": i,
+                                           "create_ms": created, "update_ms": updated}))
+        return out
 
     def _by_ids(self, kind: str, ids: Iterable[int]) -> List[Any]:
         out: List[Any] = []
@@ -767,68 +810,89 @@ class SqlStore(Store):
     ) -> LineageWalk:
         """One recursive query per walk (see :meth:`Store.walk_lineage`).
 
-        Rows are (kind, id, generation); ``UNION`` drops repeats and the generation
-        bound (``depth``, else the number of executions, the longest possible
-        chain) ends the recursion even on a cyclic graph. Roots of both kinds at
-        once keep the level-by-level walk (its generation numbering differs there).
+        The query finds every execution the walk can reach (``UNION`` drops repeats, so a
+        cycle ends it; with ``depth`` a generation bound ends it) and returns the events of
+        those executions, which hold every edge the walk looks at. The generic
+        :func:`walk_levels` then walks them in memory: same rules, same answer as the
+        level-by-level walk, one round trip.
         """
         arts = list(dict.fromkeys(int(a) for a in artifact_ids))
         execs = list(dict.fromkeys(int(e) for e in execution_ids))
-        if (arts and execs) or len(arts) + len(execs) > 500:
+        if len(arts) + len(execs) > IN_CLAUSE_CHUNK:
             return super().walk_lineage(direction, arts, execs, depth)
-        to_exec, to_art = (("OUTPUT", "INPUT") if direction == "up" else ("INPUT", "OUTPUT"))
-        cap = depth if depth is not None else int(self._q("SELECT COUNT(*) FROM `Execution`")[0][0]) + 1
-        kind, roots = ("a", arts) if arts else ("e", execs)
-        seed = "SELECT CAST(? AS TEXT), CAST(? AS INTEGER), 0" if self._backend == "postgresql" else "SELECT ?, ?, 0"
-        seeds = " UNION ".join(seed for _ in roots)
-        if self._backend == "postgresql":
-            # PostgreSQL allows one recursive term: both steps in one join (its planner ORs two indexes).
-            steps = (
-                "SELECT CASE WHEN w.kind = 'a' THEN 'e' ELSE 'a' END, "
-                "CASE WHEN w.kind = 'a' THEN v.execution_id ELSE v.artifact_id END, "
-                "CASE WHEN w.kind = 'a' THEN w.lvl + 1 WHEN w.lvl = 0 THEN 1 ELSE w.lvl END FROM walk w JOIN Event v ON "
-                "((w.kind = 'a' AND v.artifact_id = w.id AND v.type = ? AND w.lvl < ?) OR "
-                "(w.kind = 'e' AND v.execution_id = w.id AND v.type = ? AND (w.lvl > 0 OR ? >= 1)))"
-            )
-        else:
-            # Two recursive terms, each an indexed join (SQLite and MariaDB/MySQL allow it).
-            steps = (
-                "SELECT 'e', v.`execution_id`, w.lvl + 1 FROM walk w JOIN `Event` v ON v.`artifact_id` = w.id "
-                "WHERE w.kind = 'a' AND v.`type` = ? AND w.lvl < ? "
-                "UNION "
-                "SELECT 'a', v.`artifact_id`, CASE WHEN w.lvl = 0 THEN 1 ELSE w.lvl END FROM walk w "
-                "JOIN `Event` v ON v.`execution_id` = w.id WHERE w.kind = 'e' AND v.`type` = ? AND (w.lvl > 0 OR ? >= 1)"
-            )
-        rows = self._q(
-            f"WITH RECURSIVE walk(kind, id, lvl) AS ({seeds} UNION {steps}) SELECT kind, id, MIN(lvl) FROM walk GROUP BY kind, id",
-            [x for r in roots for x in (kind, r)] + [EVENT_TYPE[to_exec], cap, EVENT_TYPE[to_art], cap],
-        )
-        art_depth = {int(i): int(d) for k, i, d in rows if k == "a"}
-        exec_depth = {int(i): int(d) for k, i, d in rows if k == "e"}
-        edges: Set[Tuple[int, int, str]] = set()
-        expanded = [a for a, d in art_depth.items() if depth is None or d < depth]
-        edges.update((e, a, to_exec) for e, a in self._edge_rows("artifact_id", expanded, EVENT_TYPE[to_exec]))
-        if depth is None or depth >= 1 or not execs:
-            edges.update((e, a, to_art) for e, a in self._edge_rows("execution_id", list(exec_depth), EVENT_TYPE[to_art]))
-        truncated = bool(execs) and depth == 0
-        if depth is not None and not truncated:
-            edge_frontier = [a for a, d in art_depth.items() if d == depth]
-            truncated = any(ev.kind == to_exec for ev in self.events_by_artifact(edge_frontier))
-        return LineageWalk(art_depth, exec_depth, edges, truncated)
+        to_exec_kind, to_art_kind = ("OUTPUT", "INPUT") if direction == "up" else ("INPUT", "OUTPUT")
+        to_exec_type, to_art_type = EVENT_TYPE[to_exec_kind], EVENT_TYPE[to_art_kind]
+        by_art: Dict[int, List[Tuple[int, int]]] = {}
+        by_exec: Dict[int, List[Tuple[int, int]]] = {}
+        if arts or execs:
+            for e, a, t in self._q(*self._walk_query(arts, execs, depth, to_exec_type, to_art_type)):
+                (by_art.setdefault(a, []) if t == to_exec_type else by_exec.setdefault(e, [])).append((e, a))
 
-    def _edge_rows(self, column: str, ids: Sequence[int], event_type: int) -> List[Tuple[int, int]]:
-        """(execution id, artifact id) of the events of one type on these records (no paths)."""
-        out: List[Tuple[int, int]] = []
-        for chunk in chunks(sorted(set(ids))):
-            out.extend(
-                (int(e), int(a))
-                for e, a in self._q(
-                    f"SELECT `execution_id`, `artifact_id` FROM `Event` WHERE `type` = ? AND `{column}` IN "
-                    f"({','.join('?' * len(chunk))})",
-                    [event_type, *chunk],
-                )
+        def to_exec(ids: Sequence[int]) -> List[Tuple[int, int]]:
+            return [pair for a in ids for pair in by_art.get(a, ())]
+
+        def to_art(ids: Sequence[int]) -> List[Tuple[int, int]]:
+            return [pair for e in ids for pair in by_exec.get(e, ())]
+
+        return walk_levels(direction, arts, execs, depth, to_exec, to_art)
+
+    def _walk_query(
+        self, arts: Sequence[int], execs: Sequence[int], depth: Optional[int], to_exec: int, to_art: int
+    ) -> Tuple[str, List[Any]]:
+        """The recursive query of :meth:`walk_lineage`: ``(execution id, artifact id, type)`` of
+        the ``to_exec``/``to_art`` events of every execution the walk may reach.
+
+        Executions are the recursion's rows: from one, its ``to_art`` events lead to
+        artifacts and their ``to_exec`` events to the next executions (two indexed joins).
+        With ``depth`` the rows carry a generation, bounded one past ``depth`` so that the
+        events telling whether the limit cut the walk short are there too.
+        """
+        bounded = depth is not None
+        seeds: List[str] = []
+        params: List[Any] = []
+        if arts:
+            seeds.append(
+                f"SELECT v.`execution_id` AS id{', 1 AS lvl' if bounded else ''} FROM `Event` v "
+                f"WHERE v.`type` = ? AND v.`artifact_id` IN ({','.join('?' * len(arts))})"
             )
-        return out
+            params += [to_exec, *arts]
+        if execs:
+            seeds.append(
+                f"SELECT x.`id` AS id{', 0 AS lvl' if bounded else ''} FROM `Execution` x "
+                f"WHERE x.`id` IN ({','.join('?' * len(execs))})"
+            )
+            params += list(execs)
+        step = (
+            f"SELECT o.`execution_id`{', w.lvl + 1' if bounded else ''} FROM walk w "
+            "JOIN `Event` i ON i.`execution_id` = w.id AND i.`type` = ? "
+            "JOIN `Event` o ON o.`artifact_id` = i.`artifact_id` AND o.`type` = ?"
+        )
+        params += [to_art, to_exec]
+        if bounded:
+            step += " WHERE w.lvl <= ?"
+            params.append(depth)
+            # Events to artifacts are needed up to the limit; past it, only whether an
+            # execution leads on (truncation).
+            # (Each execution once, at its first generation; written so that planners loop
+            # over the walk, not over the Event table.)
+            final = (
+                "SELECT v.`execution_id`, v.`artifact_id`, v.`type` FROM (SELECT id, MIN(lvl) AS lvl FROM walk "
+                "GROUP BY id) w JOIN `Event` v ON v.`execution_id` = w.id WHERE v.`type` IN (?, ?) "
+                "AND (v.`type` = ? OR w.lvl <= ?)"
+            )
+            params += [to_exec, to_art, to_exec, depth]
+        else:
+            final = (
+                "SELECT v.`execution_id`, v.`artifact_id`, v.`type` FROM walk w "
+                "JOIN `Event` v ON v.`execution_id` = w.id WHERE v.`type` IN (?, ?)"
+            )
+            params += [to_exec, to_art]
+        cols = "id, lvl" if bounded else "id"
+        sql = (
+            f"WITH RECURSIVE walk({cols}) AS (SELECT s.{cols.replace(', ', ', s.')} FROM ({' UNION '.join(seeds)}) s "
+            f"UNION {step}) {final}"
+        )
+        return sql, params
 
     # -- node writes (inside a transaction) --------------------------------------------------
     def _write_props(self, kind: str, node_id: int, props: Props, custom: Props, declared: Mapping[str, str]) -> None:
