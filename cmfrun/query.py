@@ -271,9 +271,9 @@ class CmfQuery:
     # -- artifacts --------------------------------------------------------------------------
     def _artifact(self, name: str) -> Optional[Artifact]:
         """The artifact with exactly this name (first by id when names repeat across types)."""
-        name = name.strip()
-        quoted = name.replace("'", "''")
-        found = self.store.artifacts(f"name = '{quoted}'")
+        from cmfrun.store.literals import artifacts_named
+
+        found = artifacts_named(self.store, [name.strip()])
         return min(found, key=lambda a: a.id or 0) if found else None
 
     def get_all_artifacts(self) -> List[str]:

@@ -31,6 +31,7 @@ from cmfrun import errors, lineage, schema
 from cmfrun.commands import inspect
 from cmfrun.records import INPUT, OUTPUT, Artifact, Execution
 from cmfrun.store import Store
+from cmfrun.store.literals import filter_literal, like_prefix, safe_literal
 
 #: Execution states MLMD knows (the filter accepts these, any case).
 STATES = ("COMPLETE", "FAILED", "RUNNING", "CANCELED", "UNKNOWN", "NEW", "CACHED")
@@ -445,11 +446,9 @@ class BrowseCache:
                     known = ", ".join(self.pipelines(store)) or "none"
                     raise errors.NotFoundError(f"no pipeline {pipeline!r} in the store (pipelines: {known})")
                 metrics = self._metrics(store, snap)
-                query = (
-                    f"contexts_a.type = {_quote(schema.STAGE_CONTEXT)} AND "
-                    f"contexts_a.name LIKE {_quote(pipeline + '/%')}"
-                )
-                rows = [_row(e, metrics.get(int(e.id or 0), {})) for e in store.executions(query)]
+                query = inspect.stage_filter(store, pipeline, None)
+                execs = store.executions(query) if query is not None else []
+                rows = [_row(e, metrics.get(int(e.id or 0), {})) for e in execs]
                 snap.rows[pipeline] = sorted((r for r in rows if r.pipeline == pipeline), key=lambda r: r.id)
             return snap.rows[pipeline]
 
@@ -513,11 +512,6 @@ class BrowseCache:
 
 
 # -- conversions -----------------------------------------------------------------------------
-def _quote(text: str) -> str:
-    """A string literal for an MLMD filter query."""
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _signature(execs: Sequence[Execution], arts: Sequence[Artifact]) -> FrozenSet[Tuple[str, int, int]]:
     return frozenset([("e", int(e.id or 0), e.update_ms) for e in execs] + [("a", int(a.id or 0), a.update_ms) for a in arts])
 
@@ -751,10 +745,16 @@ def _previous_in_stage(store: Store, ex: Execution, pipeline: str, stage: str) -
     """The id of the run of the same stage just before this one (one indexed query)."""
     if not pipeline or not stage:
         return None
-    query = (
-        f"contexts_a.type = {_quote(schema.STAGE_CONTEXT)} AND "
-        f"contexts_a.name = {_quote(schema.stage_context_name(pipeline, stage))} AND id < {int(ex.id or 0)}"
-    )
+    name = schema.stage_context_name(pipeline, stage)
+    literal = filter_literal(name)
+    if literal is None:  # a name no filter query may hold: name the context by its id
+        ctx = store.context(schema.STAGE_CONTEXT, name)
+        if ctx is None:
+            return None
+        where = f"contexts_a.id = {int(ctx.id or 0)}"
+    else:
+        where = f"contexts_a.name = {literal}"
+    query = f"contexts_a.type = {safe_literal(schema.STAGE_CONTEXT)} AND {where} AND id < {int(ex.id or 0)}"
     found = store.newest_executions(query, 1)
     return int(found[0].id or 0) if found else None
 
@@ -815,8 +815,7 @@ def artifact_detail(store: Store, artifact_id: int) -> ArtifactDetail:
     versions: Tuple[ArtifactRow, ...] = ()
     if art.path:
         # LIKE wildcards in a path only widen the match; the exact path is checked below.
-        like = _quote(art.path + ":%")
-        same = [a for a in store.artifacts(f"name LIKE {like}") if a.path == art.path]
+        same = [a for a in store.artifacts(f"name LIKE {like_prefix(art.path + ':')}") if a.path == art.path]
         versions = tuple(_artifact_row(a) for a in sorted(same, key=lambda a: (a.create_ms, a.id or 0), reverse=True))
     card = _model_card(store, art, [execs[ev.execution_id] for ev in events if ev.kind == OUTPUT and ev.execution_id in execs], consumers) if art.type == schema.MODEL else None
     return ArtifactDetail(

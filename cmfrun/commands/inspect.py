@@ -27,6 +27,7 @@ from cmfrun import errors, lineage, schema
 from cmfrun.lineage import LineageGraph
 from cmfrun.records import INPUT, OUTPUT, Artifact, Context, Execution
 from cmfrun.store import Store
+from cmfrun.store.literals import artifacts_named, filter_literal, like_prefix, safe_literal
 
 _HEX = re.compile(r"^[0-9a-f]{7,32}(\.dir)?$")
 _UUIDISH = re.compile(r"^[0-9a-f]{8}(-[0-9a-f-]*)?$")
@@ -263,15 +264,6 @@ def _is_id(text: str) -> bool:
     return text.isascii() and text.isdigit() and len(text) <= 15
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _like_prefix(text: str) -> str:
-    # LIKE wildcards in the text only widen the match; results are re-checked exactly.
-    return _quote(text + "%")
-
-
 def find_executions(store: Store, ref: str) -> List[Execution]:
     """Executions a reference names: id, ``execution:<id>``, uuid or uuid prefix, or name."""
     ref = ref.strip()
@@ -280,7 +272,7 @@ def find_executions(store: Store, ref: str) -> List[Execution]:
         return store.executions_by_id([int(text)])
     if ref.startswith("execution:") or _UUIDISH.match(text) or len(text) >= 8:
         # Wrapper executions are named after their uuid: try that cheap filter first.
-        named = [e for e in store.executions(f"name LIKE {_like_prefix(text)}") if e.name.startswith(text)]
+        named = [e for e in store.executions(f"name LIKE {like_prefix(text)}") if e.name.startswith(text)]
         if named:
             return named
 
@@ -312,16 +304,16 @@ def find_artifacts(store: Store, ref: str, root: Optional[Path] = None) -> List[
     ref = ref.strip()
     if ref.startswith("artifact:") and _is_id(ref[9:]):
         return store.artifacts_by_id([int(ref[9:])])
-    found = store.artifacts(f"name = {_quote(ref)}")
+    found = artifacts_named(store, [ref])
     if not found and _is_id(ref):
         found = store.artifacts_by_id([int(ref)])
     if not found and _HEX.match(ref):
         found = store.artifacts_by_uri([ref]) or [
-            a for a in store.artifacts(f"uri LIKE {_like_prefix(ref)}") if a.uri.startswith(ref)
+            a for a in store.artifacts(f"uri LIKE {like_prefix(ref)}") if a.uri.startswith(ref)
         ]
     if not found:
         for path in _path_variants(ref, root):
-            found = [a for a in store.artifacts(f"name LIKE {_like_prefix(path + ':')}") if a.path == path]
+            found = [a for a in store.artifacts(f"name LIKE {like_prefix(path + ':')}") if a.path == path]
             if found:
                 break
     if not found:
@@ -411,19 +403,11 @@ def list_executions(
     records are read; with ``limit`` only that many.
     """
     clauses: List[str] = []
-    if pipeline:
-        _pipeline(store, pipeline)
-        if stage:
-            full = stage if stage.startswith(pipeline + "/") else schema.stage_context_name(pipeline, stage)
-            if store.context(schema.STAGE_CONTEXT, full) is None:
-                raise errors.NotFoundError(f"pipeline {pipeline!r} has no stage {stage!r}")
-            clauses.append(f"contexts_a.name = {_quote(full)}")
-        else:
-            clauses.append(f"contexts_a.name LIKE {_quote(pipeline + '/%')}")
-    elif stage:
-        clauses.append(f"(contexts_a.name = {_quote(stage)} OR contexts_a.name LIKE {_quote('%/' + stage)})")
-    if clauses:
-        clauses.insert(0, f"contexts_a.type = {_quote(schema.STAGE_CONTEXT)}")
+    if pipeline or stage:
+        where = stage_filter(store, pipeline, stage)
+        if where is None:
+            return []
+        clauses.append(where)
     if state:
         if state.upper() not in ("RUNNING", "COMPLETE", "FAILED", "CANCELED", "UNKNOWN", "NEW", "CACHED"):
             raise errors.UsageError(f"unknown execution state {state!r}")
@@ -444,6 +428,37 @@ def list_executions(
     if limit is not None and len(infos) > limit:
         infos = infos[-limit:] if limit > 0 else []
     return infos
+
+
+def stage_filter(store: Store, pipeline: Optional[str], stage: Optional[str]) -> Optional[str]:
+    """An MLMD filter query for executions of ``pipeline``'s stage contexts (all, or the
+    stage ``stage``, short or full name; without ``pipeline``: that stage in any pipeline);
+    ``None`` when no stage context matches. Names no filter query may hold are matched
+    here, and the query names context ids instead."""
+    where = _stage_where(store, pipeline, stage)
+    return None if where is None else f"contexts_a.type = {safe_literal(schema.STAGE_CONTEXT)} AND {where}"
+
+
+def _stage_where(store: Store, pipeline: Optional[str], stage: Optional[str]) -> Optional[str]:
+    if pipeline:
+        _pipeline(store, pipeline)
+        if stage:
+            full = stage if stage.startswith(pipeline + "/") else schema.stage_context_name(pipeline, stage)
+            ctx = store.context(schema.STAGE_CONTEXT, full)
+            if ctx is None:
+                raise errors.NotFoundError(f"pipeline {pipeline!r} has no stage {stage!r}")
+            return f"contexts_a.id = {int(ctx.id or 0)}"
+        pattern = filter_literal(pipeline + "/%")
+        if pattern is not None:
+            return f"contexts_a.name LIKE {pattern}"
+        ids = [c.id for c in store.contexts_by_type(schema.STAGE_CONTEXT) if c.name.startswith(pipeline + "/")]
+    else:
+        assert stage
+        name, suffix = filter_literal(stage), filter_literal("%/" + stage)
+        if name is not None and suffix is not None:
+            return f"(contexts_a.name = {name} OR contexts_a.name LIKE {suffix})"
+        ids = [c.id for c in store.contexts_by_type(schema.STAGE_CONTEXT) if c.name == stage or c.name.endswith("/" + stage)]
+    return f"contexts_a.id IN ({','.join(str(int(i or 0)) for i in ids)})" if ids else None
 
 
 def list_artifacts(
@@ -644,6 +659,7 @@ __all__ = [
     "resolve",
     "list_pipelines",
     "list_executions",
+    "stage_filter",
     "list_artifacts",
     "show",
     "lineage_of",

@@ -92,21 +92,6 @@ class LineageView:
     down: Optional[GraphView]
 
 
-def check_text(text: Optional[str], what: str) -> Optional[str]:
-    """Refuse text that must not reach an MLMD filter query.
-
-    The commands look records up with MLMD filter queries, and MLMD turns their
-    string literals into SQL without escaping them on PostgreSQL: a quote or a
-    backslash in a request could change the query. Control characters are a
-    syntax error in the filter language. Such text never names a record here.
-    """
-    if text is None:
-        return None
-    if any(ch in "'\\" or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
-        raise errors.UsageError(f"{what} contains a quote, backslash or control character, which cannot be looked up")
-    return text
-
-
 def _check_page(limit: int, offset: int) -> None:
     if not 1 <= limit <= MAX_LIMIT:
         raise errors.UsageError(f"limit must be between 1 and {MAX_LIMIT}")
@@ -133,7 +118,6 @@ def _page(items: List[T], limit: int, offset: int) -> Tuple[Tuple[T, ...], int]:
 
 def get_pipeline(store: Store, name: str) -> PipelineInfo:
     """One pipeline by name (:class:`NotFoundError` when missing)."""
-    check_text(name, "pipeline")
     for info in inspect.list_pipelines(store):
         if info.name == name:
             return info
@@ -165,8 +149,6 @@ def page_executions(
     page's executions are read: milliseconds instead of seconds for 10,000 executions.
     """
     _check_page(limit, offset)
-    for text, what in ((pipeline, "pipeline"), (stage, "stage"), (state, "state"), (uuid, "uuid")):
-        check_text(text, what)
     key = sort[1:] if sort.startswith("-") else sort
     if cache is not None and key in _ROW_SORTS:
         return _page_from_rows(store, cache, pipeline, stage, state, uuid, sort, limit, offset)
@@ -225,8 +207,6 @@ def page_artifacts(
 ) -> ArtifactPage:
     """A page of artifacts matching the filters (see :func:`inspect.list_artifacts`), sorted by ``sort``."""
     _check_page(limit, offset)
-    for text, what in ((pipeline, "pipeline"), (name, "name"), (type, "type")):
-        check_text(text, what)
     found = inspect.list_artifacts(store, pipeline=pipeline, name=name, type=type)
     items, total = _page(_sorted(found, sort, ARTIFACT_SORTS), limit, offset)
     return ArtifactPage(items, total, limit, offset)
@@ -234,7 +214,6 @@ def page_artifacts(
 
 def show_execution(store: Store, ref: str) -> ShowResult:
     """Everything about the execution ``ref`` names (id, uuid or uuid prefix, name)."""
-    check_text(ref, "reference")
     found = inspect.find_executions(store, ref) if ref.strip() else []
     if not found:
         raise errors.NotFoundError(f"no execution {ref!r} in the store")
@@ -245,7 +224,6 @@ def show_execution(store: Store, ref: str) -> ShowResult:
 
 def show_artifact(store: Store, ref: str) -> ShowResult:
     """Everything about the artifact ``ref`` names (id, name, hash, path: its latest version)."""
-    check_text(ref, "reference")
     text = ref.strip()
     if not text:
         raise errors.NotFoundError("no artifact '' in the store")
@@ -270,7 +248,6 @@ def _graph(g: Optional[LineageGraph]) -> Optional[GraphView]:
 
 def lineage_view(store: Store, ref: str, *, direction: str = "both", depth: Optional[int] = None) -> LineageView:
     """Ancestors (``up``), descendants (``down``) or ``both`` of what ``ref`` names, as nodes and edges."""
-    check_text(ref, "reference")
     if direction not in ("up", "down", "both"):
         raise errors.UsageError(f"direction must be up, down or both, not {direction!r}")
     res = inspect.lineage_of(store, ref, up=direction in ("up", "both"), down=direction in ("down", "both"), depth=depth)
@@ -278,7 +255,6 @@ def lineage_view(store: Store, ref: str, *, direction: str = "both", depth: Opti
 
 
 __all__ = [
-    "check_text",
     "EXECUTION_SORTS",
     "ARTIFACT_SORTS",
     "MAX_LIMIT",

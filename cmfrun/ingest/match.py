@@ -22,6 +22,7 @@ from cmfrun import schema
 from cmfrun.cmdline import normalize_command
 from cmfrun.records import Execution
 from cmfrun.store import Store
+from cmfrun.store.literals import in_filters
 
 #: Execution custom property holding the fingerprint of the lock stage merged into it.
 FINGERPRINT = "Lock_Fingerprint"
@@ -71,12 +72,15 @@ class ExecutionIndex:
         pipe = store.context(schema.PIPELINE_CONTEXT, pipeline)
         if pipe is None:
             return index
-        names = sorted(c.name for c in store.child_contexts(int(pipe.id or 0)))
+        stages = store.child_contexts(int(pipe.id or 0))
         execs: Dict[int, Execution] = {}
-        for i in range(0, len(names), 200):
-            quoted = ",".join("'" + n.replace("'", "''") + "'" for n in names[i : i + 200])
-            for e in store.executions(f"contexts_a.name IN ({quoted})"):
+        queries, others = in_filters("contexts_a.name", sorted(c.name for c in stages))
+        for query in queries:
+            for e in store.executions(query):
                 execs[int(e.id or 0)] = e
+        for stage in stages:  # names no filter query may hold: by the context's id instead
+            if stage.name in others:
+                execs.update((int(e.id or 0), e) for e in store.executions_by_context(int(stage.id or 0)))
         execs_list = list(execs.values())
         index.ordered = sorted(execs_list, key=_order)
         for e in index.ordered:

@@ -21,6 +21,7 @@ from cmfrun.ingest.match import FINGERPRINT, ExecutionIndex
 from cmfrun.recorder import FileRef, RunRecord, file_artifact, new_uuid
 from cmfrun.records import INPUT, OUTPUT, Artifact, Execution
 from cmfrun.store import Store
+from cmfrun.store.literals import executions_named
 
 #: ``Recorded_By`` of executions ingest creates.
 RECORDED_BY = "cmf dvc ingest"
@@ -149,14 +150,6 @@ def _first_uuid(execution: Execution) -> str:
     return str(execution.properties.get("Execution_uuid", "") or "").split(",")[0]
 
 
-def _executions_named(store: Store, names: List[str]) -> List[Execution]:
-    found: List[Execution] = []
-    for i in range(0, len(names), 200):
-        quoted = ",".join("'" + n.replace("'", "''") + "'" for n in names[i : i + 200])
-        found.extend(store.executions(f"name IN ({quoted})"))
-    return found
-
-
 def make_plan(
     store: Store,
     locks: Sequence[LockFile],
@@ -192,7 +185,7 @@ def make_plan(
     relink: Set[int] = set()
     names = {f"{pipeline}/{m[2]}:{m[4]}": i for i, m in enumerate(matched) if m[6] is None}
     if names:
-        for lost in _executions_named(store, list(names)):
+        for lost in executions_named(store, list(names)):
             i = names.get(lost.name)
             if i is not None and lost.properties.get(FINGERPRINT) == matched[i][4]:
                 m = matched[i]

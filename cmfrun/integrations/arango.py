@@ -57,6 +57,7 @@ from cmfrun.errors import NotFoundError, UsageError
 from cmfrun.records import COMPLETE, INPUT, OUTPUT, Artifact, Context, Execution, Value
 from cmfrun.recorder import FileRef, RunRecord, ensure_contexts, new_uuid, record_run
 from cmfrun.store import Store
+from cmfrun.store.literals import artifacts_named, like_prefix
 
 log = logging.getLogger(__name__)
 
@@ -190,10 +191,6 @@ def _execution_entity(ex: Execution) -> Entity:
     )
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def find_artifact(store: Store, ref: str, root: Optional[Path] = None) -> Optional[Artifact]:
     """The artifact ``ref`` names: a full name, a content hash (uri), or a path. A file
     on disk is identified by its content (``None`` when those bytes were never recorded,
@@ -202,7 +199,7 @@ def find_artifact(store: Store, ref: str, root: Optional[Path] = None) -> Option
     ref = ref.strip()
     if not ref:
         return None
-    found = store.artifacts_by_uri([ref]) or store.artifacts(f"name = {_quote(ref)}")
+    found = store.artifacts_by_uri([ref]) or artifacts_named(store, [ref])
     if found:
         return found[0]
     path = Path(ref)
@@ -222,7 +219,7 @@ def find_artifact(store: Store, ref: str, root: Optional[Path] = None) -> Option
         rel = on_disk.resolve().relative_to(base.resolve()).as_posix()
     except ValueError:
         pass
-    versions = [a for a in store.artifacts(f"name LIKE {_quote(rel + ':%')}") if a.path == rel]
+    versions = [a for a in store.artifacts(f"name LIKE {like_prefix(rel + ':')}") if a.path == rel]
     return max(versions, key=lambda a: (a.create_ms, a.id or 0)) if versions else None
 
 

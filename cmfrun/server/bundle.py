@@ -3,6 +3,8 @@
 A payload that is not JSON, or whose pipeline > stages > executions > events
 tree has the wrong shape, is refused with one line naming the first problem,
 so a malformed push never reaches the merge (and the store never changes).
+Names may hold any character: the merge looks them up without putting them into SQL
+(:mod:`cmfrun.store.literals`), and refuses before writing what a store cannot take.
 """
 from __future__ import annotations
 
@@ -34,13 +36,6 @@ def parse_payload(payload: Union[str, Mapping[str, Any]]) -> Dict[str, Any]:
     return dict(data)
 
 
-def _safe(value: Any, where: str) -> None:
-    """Names end up in MLMD filter queries, whose string literals MLMD copies into SQL unescaped
-    on PostgreSQL: a quote or backslash in a pushed name could change a query. Refuse them."""
-    if isinstance(value, str) and any(ch in "'\\" or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
-        raise errors.UsageError(f"malformed json_payload at {where}: quotes, backslashes and control characters are not accepted in names")
-
-
 def _need(cond: bool, where: str, what: str) -> None:
     if not cond:
         raise errors.UsageError(f"malformed json_payload at {where}: {what}")
@@ -60,7 +55,6 @@ def check_bundle(data: Mapping[str, Any]) -> None:
         where = f"Pipeline[{i}]"
         _need(isinstance(pipe, Mapping), where, "must be an object")
         _need(isinstance(pipe.get("name"), str) and bool(pipe.get("name")), f"{where}.name", "must be a non-empty string")
-        _safe(pipe["name"], f"{where}.name")
         _props(pipe, where)
         stages = pipe.get("stages", [])
         _need(isinstance(stages, list), f"{where}.stages", "must be a list")
@@ -68,7 +62,6 @@ def check_bundle(data: Mapping[str, Any]) -> None:
             sw = f"{where}.stages[{j}]"
             _need(isinstance(stage, Mapping), sw, "must be an object")
             _need(isinstance(stage.get("name"), str) and bool(stage.get("name")), f"{sw}.name", "must be a non-empty string")
-            _safe(stage["name"], f"{sw}.name")
             _props(stage, sw)
             execs = stage.get("executions", [])
             _need(isinstance(execs, list), f"{sw}.executions", "must be a list")
@@ -77,9 +70,7 @@ def check_bundle(data: Mapping[str, Any]) -> None:
                 _need(isinstance(ex, Mapping), ew, "must be an object")
                 _need(isinstance(ex.get("type", ""), str), f"{ew}.type", "must be a string")
                 _need(isinstance(ex.get("name", ""), str), f"{ew}.name", "must be a string")
-                _safe(ex.get("name"), f"{ew}.name")
                 _props(ex, ew)
-                _safe(ex.get("properties", {}).get("Execution_uuid"), f"{ew}.properties.Execution_uuid")
                 events = ex.get("events", [])
                 _need(isinstance(events, list), f"{ew}.events", "must be a list")
                 for m, ev in enumerate(events):
@@ -91,8 +82,6 @@ def check_bundle(data: Mapping[str, Any]) -> None:
                     for key in ("name", "uri", "type"):
                         _need(isinstance(art.get(key, ""), str), f"{vw}.artifact.{key}", "must be a string")
                     _need(bool(art.get("name")), f"{vw}.artifact.name", "must be a non-empty string")
-                    _safe(art.get("name"), f"{vw}.artifact.name")
-                    _safe(art.get("uri"), f"{vw}.artifact.uri")
                     _props(art, f"{vw}.artifact")
 
 

@@ -133,8 +133,6 @@ def create_router(provider: StoreProvider, uploads: UploadStore) -> APIRouter:
     )
     def mlmd_pull(req: MlmdPullRequest) -> Response:
         """A pipeline (or all pipelines) in CMF's dumptojson shape."""
-        serve_queries.check_text(req.pipeline_name, "pipeline_name")
-        serve_queries.check_text(req.exec_uuid, "exec_uuid")
         store = provider.open()
         if not req.pipeline_name:
             pipelines: List[Dict[str, Any]] = []

@@ -391,6 +391,11 @@ class Store(abc.ABC):
     def type_names(self, kind: str) -> List[str]:
         """Names of all ``artifact``/``execution``/``context`` types in the store."""
 
+    def text_problem(self, text: str) -> Optional[str]:
+        """Why this store cannot take ``text`` (a name, uri or property value), else ``None``
+        (see :class:`cmfrun.store.mlmd.MlmdStore`: backslashes on PostgreSQL)."""
+        return None
+
     # -- reads: contexts ---------------------------------------------------------------------
     @abc.abstractmethod
     def contexts_by_type(self, type_name: str) -> List[Context]:

@@ -15,12 +15,16 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Seque
 from cmfrun import errors, schema
 from cmfrun.records import Artifact, Context, Event, Execution, Link, Props, Value
 from cmfrun.store import Store, StoreLocation, check_sqlite_file, type_external_id
+from cmfrun.store import IN_CLAUSE_CHUNK
 from cmfrun.store import chunks as _chunks
+from cmfrun.store.literals import check_filter_query, in_filters
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 from ml_metadata import errors as mlmd_errors  # noqa: E402
 from ml_metadata.metadata_store import metadata_store  # noqa: E402
 from ml_metadata.proto import metadata_store_pb2 as _pb  # noqa: E402
+from google.protobuf.descriptor import FieldDescriptor  # noqa: E402
+from google.protobuf.message import Message  # noqa: E402
 
 # The protobuf classes are generated at import time; mypy cannot see them.
 pb: Any = _pb
@@ -159,6 +163,72 @@ def _fill(target: Any, values: Props, declared: Mapping[str, str] = {}) -> None:
         _set_value(target[key], value, declared.get(key, ""))
 
 
+def _strings(msg: Any) -> Iterator[str]:
+    """Every string in a protobuf message, map keys included."""
+    for field, value in msg.ListFields():
+        if field.type == FieldDescriptor.TYPE_STRING:
+            yield from (value if field.label == FieldDescriptor.LABEL_REPEATED else [value])
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            if field.message_type.GetOptions().map_entry:
+                for key, item in value.items():
+                    yield from [key] if isinstance(key, str) else []
+                    yield from _strings(item) if isinstance(item, Message) else [item] if isinstance(item, str) else []
+            else:
+                for item in value if field.label == FieldDescriptor.LABEL_REPEATED else [value]:
+                    yield from _strings(item)
+
+
+def _backslashed(value: Any) -> Optional[str]:
+    """The first string holding a backslash in an argument to ml-metadata, else ``None``."""
+    if isinstance(value, str):
+        return value if "\\" in value else None
+    if isinstance(value, Message):
+        # Serialising is fast (C++); no backslash byte means no backslash in any string.
+        if b"\\" not in value.SerializeToString():
+            return None
+        return next((s for s in _strings(value) if "\\" in s), None)
+    if isinstance(value, (list, tuple)):
+        return next((found for item in value for found in [_backslashed(item)] if found is not None), None)
+    query = getattr(value, "filter_query", None)  # ListOptions
+    return _backslashed(query) if isinstance(query, str) else None
+
+
+class _NoBackslashes:
+    """ml-metadata as is, except that no call passes it text holding a backslash.
+
+    On PostgreSQL ml-metadata 1.17 quotes each value as ``'`` + PQescapeLiteral(value)
+    minus its outer quotes + ``'``; for text with a backslash PQescapeLiteral answers
+    `` E'...'``, so the value ends up outside the quotes and runs as SQL, in writes and in
+    lookups alike (a uri ending in ``; DROP TABLE x; -- \\`` drops the table). No escaping
+    on our side can avoid that, so such text is refused before ml-metadata sees it.
+    """
+
+    def __init__(self, mlmd: Any, location: StoreLocation):
+        self._mlmd, self._location = mlmd, location
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._mlmd, name)
+        if not callable(method):
+            return method
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            for arg in (*args, *kwargs.values()):
+                found = _backslashed(arg)
+                if found is not None:
+                    raise errors.UsageError(backslash_problem(self._location, found))
+            return method(*args, **kwargs)
+
+        return call
+
+
+def backslash_problem(location: StoreLocation, text: str) -> str:
+    """Why ``text`` cannot go into the ml-metadata store at ``location`` (PostgreSQL)."""
+    return (
+        f"store {location}: ml-metadata cannot take text holding a backslash on PostgreSQL "
+        f"({text[:60]!r}): its quoting breaks the SQL; use the sql store engine (CMFRUN_ENGINE=sql) for this store"
+    )
+
+
 class MlmdStore(Store):
     """A :class:`~cmfrun.store.Store` on ml-metadata's ``MetadataStore``."""
 
@@ -166,7 +236,7 @@ class MlmdStore(Store):
 
     def __init__(self, mlmd: Any, location: StoreLocation, *, read_only: bool = False):
         super().__init__(location, read_only=read_only)
-        self._mlmd = mlmd
+        self._mlmd = _NoBackslashes(mlmd, location) if location.backend == "postgresql" else mlmd
         self._type_ids: Dict[Tuple[str, str], int] = {}
         self._type_names: Dict[Tuple[str, int], str] = {}
 
@@ -270,6 +340,12 @@ class MlmdStore(Store):
 
     def _context_type_id(self, name: str) -> int:
         return self.ensure_type("context", name, schema.CONTEXT_PROPERTIES.get(name, {}))
+
+    def text_problem(self, text: str) -> Optional[str]:
+        """Why ml-metadata cannot take ``text`` here (a backslash on PostgreSQL), else ``None``."""
+        if self.location.backend == "postgresql" and "\\" in text:
+            return backslash_problem(self.location, text)
+        return None
 
     def type_names(self, kind: str) -> List[str]:
         """Names of all ``artifact``/``execution``/``context`` types in the store."""
@@ -417,6 +493,7 @@ class MlmdStore(Store):
     def executions(self, filter_query: str = "") -> List[Execution]:
         """All executions, optionally narrowed by an MLMD filter query."""
         if filter_query:
+            check_filter_query(filter_query)
             opts = metadata_store.ListOptions(filter_query=filter_query)
             return [self._execution(e) for e in self._mlmd.get_executions(list_options=opts)]
         return [self._execution(e) for e in self._mlmd.get_executions()]
@@ -426,6 +503,7 @@ class MlmdStore(Store):
 
         One query that reads only ``limit`` records: listing stays fast on big stores.
         """
+        check_filter_query(filter_query)
         opts = metadata_store.ListOptions(
             limit=limit, order_by=metadata_store.OrderByField.ID, is_asc=False, filter_query=filter_query
         )
@@ -443,15 +521,14 @@ class MlmdStore(Store):
         """Artifacts whose uri (content hash) is in ``uris``, in batched queries."""
         out: List[Artifact] = []
         wanted = sorted(set(uris))
-        if len(wanted) <= _FEW_URIS:
-            # MLMD's indexed per-uri lookup costs ~0.01 ms; a filter query ~0.75 ms (API hot path).
-            for uri in wanted:
-                out.extend(self._artifact(a) for a in self._mlmd.get_artifacts_by_uri(uri))
-            return sorted(out, key=lambda a: a.id or 0)
-        for chunk in _chunks(wanted):
-            quoted = ",".join("'" + u.replace("'", "''") + "'" for u in chunk)
-            opts = metadata_store.ListOptions(filter_query=f"uri IN ({quoted})")
+        queries, one_by_one = in_filters("uri", wanted, IN_CLAUSE_CHUNK) if len(wanted) > _FEW_URIS else ([], wanted)
+        for query in queries:
+            opts = metadata_store.ListOptions(filter_query=query)
             out.extend(self._artifact(a) for a in self._mlmd.get_artifacts(list_options=opts))
+        # MLMD's indexed per-uri lookup costs ~0.01 ms, a filter query ~0.75 ms (API hot path);
+        # it also escapes the uri itself, so uris no filter query may hold go this way too.
+        for uri in one_by_one:
+            out.extend(self._artifact(a) for a in self._mlmd.get_artifacts_by_uri(uri))
         return sorted(out, key=lambda a: a.id or 0)
 
     def artifact_by_type_and_name(self, type_name: str, name: str) -> Optional[Artifact]:
@@ -473,6 +550,7 @@ class MlmdStore(Store):
     def artifacts(self, filter_query: str = "") -> List[Artifact]:
         """All artifacts, optionally narrowed by an MLMD filter query."""
         if filter_query:
+            check_filter_query(filter_query)
             opts = metadata_store.ListOptions(filter_query=filter_query)
             return [self._artifact(a) for a in self._mlmd.get_artifacts(list_options=opts)]
         return [self._artifact(a) for a in self._mlmd.get_artifacts()]

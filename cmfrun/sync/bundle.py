@@ -30,6 +30,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, 
 from cmfrun import errors, schema
 from cmfrun.records import Artifact, Context, Event, Execution, Value
 from cmfrun.store import Store
+from cmfrun.store.literals import executions_named
 
 #: MLMD's numeric event types, as CMF's JSON export writes them.
 EVENT_NUMBER: Mapping[str, int] = {
@@ -343,19 +344,6 @@ def execution_uuids(ex: Execution) -> Tuple[str, ...]:
     return tuple(u.strip() for u in str(ex.properties.get("Execution_uuid", "")).split(",") if u.strip())
 
 
-def filter_safe(text: str) -> bool:
-    """Whether ``text`` can go into an MLMD filter query as a plain literal. The two store
-    engines escape quotes differently (ml-metadata's parser wants ``\\'``, the SQL engine's
-    ``''``) and ml-metadata never matches a backslash, so names holding a quote, a
-    backslash or a control character are looked up one by one instead."""
-    return "'" not in text and "\\" not in text and all(ord(c) >= 32 for c in text)
-
-
-def quoted(items: Sequence[str]) -> str:
-    """A filter-query list of string literals (every item must be :func:`filter_safe`)."""
-    return ",".join("'" + x + "'" for x in items)
-
-
 _CHUNK = 400
 
 
@@ -423,9 +411,7 @@ def read_pipeline(
     if execution_uuids_wanted is not None:
         wanted = set(execution_uuids_wanted)
         if since_ms is None:
-            names = sorted(n for n in wanted if filter_safe(n))  # a uuid never holds a backslash
-            for i in range(0, len(names), _CHUNK):
-                found += store.executions(f"name IN ({quoted(names[i:i + _CHUNK])})")
+            found += executions_named(store, sorted(wanted), _CHUNK)
         found = [e for e in found if wanted.intersection(execution_uuids(e))]
         missing = wanted - {u for e in found for u in execution_uuids(e)}
         if missing and since_ms is None and scan_unnamed:  # unnamed executions: read the pipeline
@@ -623,8 +609,6 @@ __all__ = [
     "find_pipeline",
     "require_pipeline",
     "execution_uuids",
-    "filter_safe",
-    "quoted",
     "STATES",
     "EVENT_NUMBER",
 ]

@@ -40,14 +40,16 @@ nothing.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from cmfrun import errors, schema
 from cmfrun.records import Artifact, Context, Execution, Value
 from cmfrun.store import Store, is_already_exists
+from cmfrun.store.literals import in_filters
 from cmfrun.sync.bundle import (
     LOCAL_ID_PROPERTIES,
     Bundle,
@@ -58,9 +60,7 @@ from cmfrun.sync.bundle import (
     execution_digests,
     execution_uuids,
     export_bundle,
-    filter_safe,
     parse_bundle,
-    quoted,
     read_pipeline,
 )
 
@@ -222,6 +222,7 @@ def merge_bundle(store: Store, bundle: Union[Mapping[str, Any], Bundle, str], *,
         raise errors.UsageError("site must be a string of at most 255 characters")
     site = (site or "").strip() or None
     # Validate and normalise everything before the first write.
+    _check_text(store, parsed, site)
     planned = [(pipe, *_normalise(pipe, f"Pipeline {pipe.name!r}")) for pipe in parsed.pipelines]
     report = MergeReport()
     with store.write_lock():
@@ -229,6 +230,38 @@ def merge_bundle(store: Store, bundle: Union[Mapping[str, Any], Bundle, str], *,
             report = report + _merge_with_retries(store, pipe, execs, arts, conflicts, site)
     log.info("merged %d executions: %s", parsed.execution_count, report.to_json())
     return report
+
+
+def _texts(pipe: BundlePipeline) -> Iterator[str]:
+    """Every string of a bundle pipeline that a merge may write or look up."""
+    def props(*maps: Mapping[str, Value]) -> Iterator[str]:
+        for m in maps:
+            for key, value in m.items():
+                yield key
+                if isinstance(value, str):
+                    yield value
+
+    yield pipe.name
+    yield from props(pipe.properties, pipe.custom)
+    for s in pipe.stages:
+        yield s.name
+        yield from props(s.properties, s.custom)
+    for e in pipe.executions:
+        yield from (e.stage, e.type, e.name, *e.uuids)
+        yield from props(e.properties, e.custom)
+        for ev in e.events:
+            yield from (ev.artifact.type, ev.artifact.name, ev.artifact.uri)
+            yield from props(ev.artifact.properties, ev.artifact.custom)
+
+
+def _check_text(store: Store, parsed: Bundle, site: Optional[str]) -> None:
+    """Refuse, before anything is written, text the store cannot take (ml-metadata on
+    PostgreSQL: backslashes); every other name, uri and value is looked up and written safely."""
+    for pipe in parsed.pipelines:
+        for text in itertools.chain(_texts(pipe), [site or ""]):
+            problem = store.text_problem(text)
+            if problem is not None:
+                raise BundleError(f"Pipeline {pipe.name!r}: {problem}")
 
 
 def _merge_with_retries(store: Store, pipe: BundlePipeline, execs: List[_Exec],
@@ -281,23 +314,19 @@ def _artifacts_by_key(store: Store, keys: Sequence[Tuple[str, str, str]], known:
 
     for a in known.values():
         index(a)
-    names = sorted({k[2] for k in keys if k[1] == "name" and k not in out and filter_safe(k[2])})
-    for i in range(0, len(names), _CHUNK):
-        for a in store.artifacts(f"name IN ({quoted(names[i:i + _CHUNK])})"):
+    queries, others = in_filters("name", sorted({k[2] for k in keys if k[1] == "name" and k not in out}), _CHUNK)
+    for query in queries:
+        for a in store.artifacts(query):
             index(a)
-    for k in keys:  # names a filter query cannot match: one indexed lookup each
-        if k[1] == "name" and k not in out and not filter_safe(k[2]):
+    for k in keys:  # names no filter query may hold: one parameterised lookup each
+        if k[1] == "name" and k not in out and k[2] in others:
             found = store.artifact_by_type_and_name(k[0], k[2])
             if found is not None:
                 index(found)
     uris = sorted({k[2] for k in keys if k[1] == "uri" and k not in out})
-    safe = [u for u in uris if filter_safe(u)]
-    odd = [u for u in uris if u not in set(safe)]
-    # Store.artifacts_by_uri looks up up to 20 uris one by one (no filter query): odd uris go that way.
-    for group in [safe] + [odd[i:i + 20] for i in range(0, len(odd), 20)]:
-        for a in store.artifacts_by_uri(group) if group else []:
-            if not a.name:
-                index(a)
+    for a in store.artifacts_by_uri(uris) if uris else []:  # it looks odd uris up one by one itself
+        if not a.name:
+            index(a)
     return out
 
 
@@ -439,11 +468,10 @@ def _merge_pipeline(
     names = sorted({e.src.name for e in execs if e.src.name and (e.src.type, e.src.name) not in by_name
                     and not any(u in by_uuid for u in e.src.uuids)})
     outside: List[Execution] = []
-    safe = [n for n in names if filter_safe(n)]
-    found_by_name = [ex for i in range(0, len(safe), _CHUNK)
-                     for ex in store.executions(f"name IN ({quoted(safe[i:i + _CHUNK])})")]
-    for e in execs:  # names a filter query cannot match: one indexed lookup each
-        if e.src.name in names and not filter_safe(e.src.name):
+    queries, others = in_filters("name", names, _CHUNK)
+    found_by_name = [ex for query in queries for ex in store.executions(query)]
+    for e in execs:  # names no filter query may hold: one parameterised lookup each
+        if e.src.name in others:
             one = store.execution_by_type_and_name(e.src.type, e.src.name)
             found_by_name += [one] if one is not None else []
     for ex in found_by_name:
