@@ -383,3 +383,18 @@ def test_both_push_paths_and_the_read_api_take_hostile_names(uri: str, tmp_path:
     target = connect(uri)
     for i in (0, 1):
         assert execution_digests(target, f"p{i}{text}") == execution_digests(source, f"p{i}{text}")
+
+
+@pytest.mark.postgres
+def test_store_uris_cannot_smuggle_sql_into_database_creation(engine: str, tmp_path: Path) -> None:
+    """ml-metadata creates a missing database with ``CREATE DATABASE <name>`` (unquoted) and
+    joins PostgreSQL connection fields unquoted: such URIs are refused before it runs."""
+    from tests.conftest import PG_HOST, PG_PORT, _need
+
+    _need(PG_HOST, PG_PORT, "PostgreSQL")
+    for db in ("x');DROP TABLE t;--", "a b", "x;y"):
+        with pytest.raises(errors.StoreURIError, match="not a plain name"):
+            connect(f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{db}")
+    if engine == "mlmd":
+        with pytest.raises(errors.StoreURIError, match="spaces, quotes"):
+            connect(f"postgresql://postgres:pass%20word@{PG_HOST}:{PG_PORT}/cmfrun_t_never")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import time
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
@@ -60,6 +61,7 @@ _STATE_NAME = {v: k for k, v in _STATE.items()}
 
 def connect(loc: StoreLocation, *, create: bool = True, read_only: bool = False) -> "MlmdStore":
     """Open the store at ``loc`` with ml-metadata (see :func:`cmfrun.store.connect`)."""
+    _check_server_location(loc)
     config = pb.ConnectionConfig()
     if loc.backend == "sqlite":
         assert loc.path is not None
@@ -95,6 +97,27 @@ def connect(loc: StoreLocation, *, create: bool = True, read_only: bool = False)
     if not read_only:
         store.ensure_schema_version()
     return store
+
+
+#: The sql engine's rule for database names (``cmfrun.store.sql``).
+_PLAIN_DATABASE = re.compile(r"^[A-Za-z0-9_$-]{1,63}$")
+#: What ml-metadata's PostgreSQL connection string cannot hold: it joins ``key=value`` pairs unquoted.
+_CONNINFO_UNSAFE = re.compile(r"[\s'\\]")
+
+
+def _check_server_location(loc: StoreLocation) -> None:
+    """ml-metadata puts the database name unquoted into SQL when it creates the database
+    (``CREATE DATABASE <name>``) and, on PostgreSQL, every connection field unquoted into
+    the libpq connection string: refuse what would change either."""
+    if loc.backend == "sqlite":
+        return
+    if not _PLAIN_DATABASE.match(loc.database):
+        raise errors.StoreURIError(f"store {loc}: database name {loc.database!r} is not a plain name")
+    if loc.backend == "postgresql" and any(_CONNINFO_UNSAFE.search(v) for v in (loc.host, loc.user, loc.password)):
+        raise errors.StoreURIError(
+            f"store {loc}: ml-metadata cannot pass a host, user or password holding spaces, quotes or "
+            "backslashes to PostgreSQL; use the sql store engine (CMFRUN_ENGINE=sql)"
+        )
 
 
 @contextlib.contextmanager
