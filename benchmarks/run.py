@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-AREAS = ["api", "wrapper", "ingest", "query", "engine", "openlineage", "ui", "graph", "sync", "server", "artifacts"]
+AREAS = ["api", "wrapper", "ingest", "query", "engine", "openlineage", "ui", "graph", "sync", "server", "artifacts", "literals"]
 
 
 def machine() -> str:
