@@ -379,3 +379,32 @@ def test_records_are_built_like_their_constructor(tmp_path: Path) -> None:
     assert (first_art.name, first_art.uri) == ("", "") and (first_ex.name, first_ex.state) == ("", "UNKNOWN")
     [train] = [e for e in store.executions() if e.custom.get("epochs") == 3]
     assert [type(train.custom[k]) for k in ("lr", "epochs", "big", "note")] == [float, int, float, str]
+
+
+def test_execution_types_registered_in_one_batch(tmp_path: Path) -> None:
+    """``ensure_execution_types`` (ingest registers a type per stage): new types get every CMF
+    property, existing ones keep their id and gain the missing ones, in one transaction; a
+    property of another data type is refused; ml-metadata reads the same types."""
+    path = tmp_path / "mlmd"
+    old = connect(path, engine="sql").ensure_type("execution", "s1", {"Execution": "STRING"})
+    store = connect(path, engine="sql")
+    conn = sqlite3.connect(path)
+    store.ensure_execution_types([f"s{i}" for i in range(300)] + ["s1", "s2"])
+    props = set(schema.EXECUTION_PROPERTIES)
+    rows = conn.execute("SELECT t.id, t.name, p.name FROM Type t JOIN TypeProperty p ON p.type_id = t.id WHERE t.type_kind = 0 "
+                        "AND t.name LIKE 's%'").fetchall()
+    by_name: Dict[str, set] = {}
+    for tid, name, prop in rows:
+        by_name.setdefault(name, set()).add(prop)
+    assert len(by_name) == 300 and all(p == props for p in by_name.values())
+    assert {r[0] for r in rows if r[1] == "s1"} == {old} and store.ensure_type("execution", "s1", {}) == old
+    other = connect(path, engine="sql")
+    with other._writing():  # a type whose property has another data type than CMF's
+        tid = other._insert("INSERT INTO `Type` (`name`, `type_kind`) VALUES (?, 0)", ("bad",))
+        other._exec("INSERT INTO `TypeProperty` (`type_id`, `name`, `data_type`) VALUES (?, 'Execution', 1)", (tid,))
+    with pytest.raises(errors.StoreError, match="another data type"):
+        store.ensure_execution_types(["fine", "bad"])
+    assert "fine" not in store.type_names("execution")  # the failed batch left nothing
+    if mlmd_installed():
+        names = connect(path, engine="mlmd", read_only=True).type_names("execution")
+        assert {f"s{i}" for i in range(300)} <= set(names)

@@ -177,7 +177,9 @@ def make_plan(
             cmd = stage_command(st)
             params = {k: fit_int(v) for k, v in flatten_params(st.params).items()}
             fp = fingerprint(sid, cmd, st, params)
-            found, how = index.match(sid, cmd, fp, all_ids - {sid})
+            # All stage ids, this one included: a command match never reaches an execution of
+            # this stage (those are matched by stage first), and no per-stage set copy (n^2).
+            found, how = index.match(sid, cmd, fp, all_ids)
             matched.append((lock, st, sid, cmd, fp, params, found, how))
 
     # An execution ingest created whose stage-context association is missing (an ingest

@@ -464,35 +464,58 @@ class SqlStore(Store):
 
     # -- types -------------------------------------------------------------------------------
     def _find_type(self, kind: str, name: str) -> Optional[Tuple[int, Dict[str, int]]]:
-        rows = self._q(
-            "SELECT `id` FROM `Type` WHERE `name` = ? AND `type_kind` = ? AND `version` IS NULL ORDER BY `id` LIMIT 1",
-            (name, TYPE_KIND[kind]),
-        )
-        if not rows:
-            return None
-        tid = int(rows[0][0])
-        props = {str(n): int(d) for n, d in self._q("SELECT `name`, `data_type` FROM `TypeProperty` WHERE `type_id` = ?", (tid,))}
-        return tid, props
+        return self._find_types(kind, [name]).get(name)
+
+    def _find_types(self, kind: str, names: Sequence[str]) -> Dict[str, Tuple[int, Dict[str, int]]]:
+        """``{name: (type id, {property: data type})}`` of the (unversioned) types of ``kind``
+        named one of ``names`` (the oldest of duplicates, as MLMD picks): two queries a chunk."""
+        found: Dict[str, Tuple[int, Dict[str, int]]] = {}
+        for chunk in chunks(sorted(set(names))):
+            for tid, name in self._q(
+                f"SELECT `id`, `name` FROM `Type` WHERE `type_kind` = ? AND `version` IS NULL AND `name` IN "
+                f"({','.join('?' * len(chunk))}) ORDER BY `id`",
+                [TYPE_KIND[kind], *chunk],
+            ):
+                if name not in found:
+                    found[name] = (int(tid), {})
+        by_id = {tid: props for tid, props in found.values()}
+        for chunk in chunks(sorted(by_id)):
+            for tid, prop, data_type in self._q(
+                f"SELECT `type_id`, `name`, `data_type` FROM `TypeProperty` WHERE `type_id` IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                by_id[int(tid)][str(prop)] = int(data_type)
+        return found
 
     def _put_type(self, kind: str, name: str, properties: Mapping[str, str]) -> int:
-        found = self._find_type(kind, name)
-        if found is None:
-            tid = self._insert(
-                "INSERT INTO `Type` (`name`, `type_kind`, `external_id`) VALUES (?, ?, ?)",
-                (name, TYPE_KIND[kind], type_external_id(kind, name)),
-            )
-            have: Dict[str, int] = {}
-        else:
-            tid, have = found
-        for prop, pkind in properties.items():
-            if prop in have:
-                if have[prop] != DATA_TYPE[pkind]:
-                    raise errors.StoreError(
-                        f"store {self.location}: type {name!r} has property {prop!r} of another data type"
-                    )
-                continue
-            self._exec("INSERT INTO `TypeProperty` (`type_id`, `name`, `data_type`) VALUES (?, ?, ?)", (tid, prop, DATA_TYPE[pkind]))
-        return tid
+        return self._put_types(kind, [name], properties)[name]
+
+    def _put_types(self, kind: str, names: Sequence[str], properties: Mapping[str, str]) -> Dict[str, int]:
+        """Create the missing types of ``names`` and add missing ``properties`` to all of them
+        (inside a transaction); every property row in one batched insert. Returns the ids."""
+        found = self._find_types(kind, names)
+        ids: Dict[str, int] = {}
+        rows: List[Tuple[int, str, int]] = []
+        for name in dict.fromkeys(names):
+            if name in found:
+                tid, have = found[name]
+            else:
+                tid = self._insert(
+                    "INSERT INTO `Type` (`name`, `type_kind`, `external_id`) VALUES (?, ?, ?)",
+                    (name, TYPE_KIND[kind], type_external_id(kind, name)),
+                )
+                have = {}
+            for prop, pkind in properties.items():
+                if prop in have:
+                    if have[prop] != DATA_TYPE[pkind]:
+                        raise errors.StoreError(
+                            f"store {self.location}: type {name!r} has property {prop!r} of another data type"
+                        )
+                    continue
+                rows.append((tid, prop, DATA_TYPE[pkind]))
+            ids[name] = tid
+        self._many("INSERT INTO `TypeProperty` (`type_id`, `name`, `data_type`) VALUES (?, ?, ?)", rows)
+        return ids
 
     def ensure_type(self, kind: str, name: str, properties: Mapping[str, str]) -> int:
         """Get or create an ``artifact``/``execution``/``context`` type with at least ``properties``."""
@@ -528,18 +551,16 @@ class SqlStore(Store):
         if not wanted:
             return
         props = schema.EXECUTION_PROPERTIES
-        existing = {n: self._find_type("execution", n) for n in wanted}
-        missing = [n for n, f in existing.items() if f is None or not all(p in f[1] for p in props)]
+        # Batched: one lookup for all names, one insert per new type, one for all properties.
+        existing = {n: f[0] for n, f in self._find_types("execution", wanted).items() if all(p in f[1] for p in props)}
+        missing = [n for n in wanted if n not in existing]
         if missing:
             self._require_writable()
             with self._writing():
-                for n in missing:
-                    existing[n] = (self._put_type("execution", n, props), {})
+                existing.update(self._put_types("execution", missing, props))
         for n in wanted:
-            found = existing[n]
-            assert found is not None
-            self._type_ids[("execution", n)] = found[0]
-            self._type_names[("execution", found[0])] = n
+            self._type_ids[("execution", n)] = existing[n]
+            self._type_names[("execution", existing[n])] = n
 
     def _type_name(self, kind: str, type_id: int) -> str:
         key = (kind, type_id)
