@@ -65,16 +65,21 @@ def _need_engine_backend(backend: str) -> None:
             pytest.skip(f"the sql store engine does not support {backend} yet")
 
 
-#: Store/API-level suites that run on every installed store engine (both on Python <= 3.11,
-#: the SQL engine alone where ml-metadata has no wheels); the slow end-to-end suites run on the
-#: default engine only, which keeps CI's time in bounds (test_store.py has its own parameter).
+#: Store/API-level suites that run on every engine of the pass (see :func:`installed_engines`).
+#: The other suites run on the pass's engine: `.ci/run` runs the whole suite once on the default
+#: engine and once more with ``CMFRUN_ENGINE=sql`` (child processes inherit it), so on Python 3.11
+#: every test runs on both engines (test_store.py has its own parameter).
 BOTH_ENGINES_MODULES = {"test_api", "test_api_query", "test_ingest", "test_query"}
 
 
 def installed_engines() -> list:
-    """The store engines this Python can run: ``mlmd`` where ml-metadata is installed, and ``sql``."""
-    from cmfrun.store import mlmd_installed
+    """The store engines the parametrised suites run on: the one ``CMFRUN_ENGINE`` names when it
+    is set (a pass of the whole suite on that engine, so nothing runs twice), else ``mlmd``
+    where ml-metadata is installed, and ``sql``."""
+    from cmfrun.store import ENV_ENGINE, choose_engine, mlmd_installed
 
+    if os.environ.get(ENV_ENGINE, "").strip():
+        return [choose_engine()]
     return (["mlmd"] if mlmd_installed() else []) + ["sql"]
 
 
@@ -83,14 +88,29 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("store_engine", installed_engines(), indirect=True)
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    from cmfrun.store import ENV_ENGINE, choose_engine
+
+    chosen = os.environ.get(ENV_ENGINE, "").strip()
+    return f"cmfrun store engine: {choose_engine()} ({ENV_ENGINE}={chosen!r}); parametrised suites: {', '.join(installed_engines())}"
+
+
 @pytest.fixture(autouse=True)
 def store_engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Optional[str]:
     """The engine a test runs on: set through CMFRUN_ENGINE (child processes inherit it) in the
-    suites of :data:`BOTH_ENGINES_MODULES`; elsewhere ``None`` (the default engine)."""
+    suites of :data:`BOTH_ENGINES_MODULES`; elsewhere ``None`` (the pass's engine)."""
     engine = getattr(request, "param", None)
     if engine:
         monkeypatch.setenv("CMFRUN_ENGINE", engine)
     return engine
+
+
+#: Every backend, for suites that take a backend parameter (servers, sync, stores).
+ALL_BACKENDS = [
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.postgres),
+    pytest.param("mysql", marks=pytest.mark.mysql),
+]
 
 
 def make_store_uri(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
@@ -108,13 +128,7 @@ def make_store_uri(backend: str, tmp_path: Path, request: pytest.FixtureRequest)
     return f"mysql://root@{MY_HOST}:{MY_PORT}/{db}"
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param("postgresql", marks=pytest.mark.postgres),
-        pytest.param("mysql", marks=pytest.mark.mysql),
-    ]
-)
+@pytest.fixture(params=ALL_BACKENDS)
 def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh store location, once per backend."""
     return make_store_uri(request.param, tmp_path, request)

@@ -14,7 +14,7 @@ import requests
 from cmfrun import schema
 from cmfrun.recorder import FileRef, RunRecord, new_uuid, record_run
 from cmfrun.store import connect
-from tests.conftest import make_store_uri
+from tests.conftest import ALL_BACKENDS, make_store_uri
 from tests.server_helpers import ServerProcess, store_dump, tree
 
 RAW, TRAIN, MODEL = "a" * 32, "b" * 32, "c" * 32
@@ -35,7 +35,7 @@ def seed(uri: str) -> Dict[str, Any]:
     return {"uuids": (u1, u2, u3), "ids": (r1.execution_id, r2.execution_id, r3.execution_id)}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], scope="module")
+@pytest.fixture(params=ALL_BACKENDS, scope="module")
 def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[ServerProcess, Dict[str, Any]]]:
     """One seeded store per backend, served for the whole module (starting a server costs ~2 s)."""
     tmp = tmp_path_factory.mktemp(f"server-{request.param}")
@@ -205,7 +205,7 @@ def test_public_read_opens_reads_only(tmp_path: Path, sqlite_uri: str) -> None:
         assert not (tmp_path / "data" / "index").exists()
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_bad_and_oversized_requests_change_nothing(tmp_path: Path, request: pytest.FixtureRequest, backend: str) -> None:
     uri = make_store_uri(backend, tmp_path, request)
     seeded = seed(uri)
@@ -262,7 +262,7 @@ def test_server_refuses_bad_settings(tmp_path: Path) -> None:
         assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_concurrent_cmf_pushes_all_land_once(tmp_path: Path, request: pytest.FixtureRequest, backend: str) -> None:
     """Eight sites push at once with CMF's protocol: four pipelines of their own and four times the
     same pipeline, where every site also holds the same two runs. Every run lands exactly once.

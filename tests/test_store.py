@@ -10,9 +10,10 @@ import pytest
 from cmfrun import errors, schema
 from cmfrun.records import COMPLETE, INPUT, OUTPUT, Artifact, Execution, Link
 from cmfrun.recorder import FileRef, RunRecord, new_uuid, record_run
-from cmfrun.store import connect, mlmd_installed, parse_location
+from cmfrun.store import connect, parse_location
+from tests.conftest import installed_engines
 
-ENGINES = (["mlmd"] if mlmd_installed() else []) + ["sql"]
+ENGINES = installed_engines()
 
 
 @pytest.fixture(autouse=True, params=ENGINES)

@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
-from tests.conftest import Project, make_store_uri
+from tests.conftest import ALL_BACKENDS, Project, make_store_uri
 
 from cmfrun import config, schema
 from cmfrun.store import Store, connect
@@ -125,7 +125,7 @@ def uuids_of(store_path: Path) -> Dict[str, Any]:
     return {execution_uuids(e)[0]: e for e in pipeline_execs(store, "shared")}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=ALL_BACKENDS)
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
     srv = Server(make_store_uri(request.param, tmp_path, request), tmp_path / "server")
     yield srv
@@ -212,7 +212,7 @@ def test_client_errors_are_one_line(sites: Dict[str, Project], tmp_path: Path) -
         srv.stop()
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_store_to_store(sites: Dict[str, Project], backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     team = make_store_uri(backend, tmp_path, request)
     for site in sites.values():

@@ -112,12 +112,13 @@ def test_cache_sees_a_new_execution(tmp_path: Path) -> None:
     assert [p.name for p in browse.pipelines(store, cache)] == [PIPELINE, "second"]
 
 
-@pytest.mark.postgres
-def test_cache_on_a_server_store_sees_writes(tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    """PostgreSQL has no file to stat: the cache asks for records updated since it was built."""
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres),
+                                     pytest.param("mysql", marks=pytest.mark.mysql)])
+def test_cache_on_a_server_store_sees_writes(tmp_path: Path, request: pytest.FixtureRequest, backend: str) -> None:
+    """A server store has no file to stat: the cache asks for records updated since it was built."""
     from tests.conftest import make_store_uri
 
-    uri = make_store_uri("postgresql", tmp_path, request)
+    uri = make_store_uri(backend, tmp_path, request)
     build_store(uri, 6)
     store = connect(uri, create=False)
     cache = browse.BrowseCache()
