@@ -4,12 +4,13 @@ Both engines are measured in the same process run on the same machine, interleav
 where the work allows it, so machine load hits both alike:
 
 - ``log_dataset`` of a new 1 KiB file (``cmfrun.Cmf``, SQLite store, a git project):
-  goal sql <= 0.5x mlmd;
+  goal sql <= 0.5x mlmd; interleaved with it, the floor: one one-row write transaction
+  with SQLite's default durability (what every record write commits);
 - ``cmf dvc ingest`` of the generated 1,000-stage lock of ``bench_ingest`` into a fresh
-  store: goal sql <= 0.5x mlmd;
+  store: goal sql <= 0.5x mlmd; the engine-independent lock reading is shown apart;
 - all ancestors of the artifact 100 steps deep in ``bench_query``'s 100,000-artifact
-  store (one store, opened by each engine): goal sql <= 5 ms; a bare recursive CTE over
-  the Event table through ``sqlite3`` is shown as the floor;
+  store (one store, opened by each engine; this size in quick runs too): goal sql <= 5 ms;
+  a bare recursive CTE over the Event table through ``sqlite3`` is shown as the floor;
 - ``cmfrun -- true`` and ``cmfrun --sync -- true`` (the merge inline) per engine;
 - import time of each engine module in a fresh interpreter (``cmfrun.store`` already loaded).
 
@@ -62,14 +63,33 @@ def log_dataset(base: Path, nfiles: int) -> Dict[str, float]:
         cmf.create_execution("Train")
         cmf.log_dataset(str(root / "data" / "f00000.bin"), "input")  # warm: imports, env scan
         cmfs[engine] = (cmf, root)
-    times: Dict[str, List[float]] = {e: [] for e in ENGINES}
+    times: Dict[str, List[float]] = {e: [] for e in [*ENGINES, "floor"]}
+    floor = _commit_floor(base / "floor.sqlite")
     for i in range(1, nfiles):
         for engine, (cmf, root) in cmfs.items():
             p = root / "data" / f"f{i:05d}.bin"
             times[engine].append(_ms(lambda: cmf.log_dataset(str(p), "input")))
+        times["floor"].append(_ms(floor))
     for cmf, _ in cmfs.values():
         cmf.close()
     return {e: _median(t) for e, t in times.items()}
+
+
+def _commit_floor(path: Path) -> Callable[[], None]:
+    """One write transaction as both engines commit a record: a one-row UPDATE with SQLite's
+    defaults (rollback journal DELETE, synchronous FULL, as ml-metadata opens its stores),
+    in the same file system. No engine can write a record faster on this disk."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)")
+    conn.execute("INSERT INTO t (v) VALUES (0)")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+    def commit() -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("UPDATE t SET v = v + 1 WHERE id = 1")
+        conn.execute("COMMIT")
+
+    return commit
 
 
 def _project(root: Path, nfiles: int) -> Path:
@@ -87,12 +107,14 @@ def _project(root: Path, nfiles: int) -> Path:
 def ingest(base: Path, stages: int, reps: int) -> Dict[str, float]:
     """Median seconds of a fresh ingest of a ``stages``-stage lock per engine."""
     from cmfrun.ingest import ingest_locks
+    from cmfrun.ingest.merge import read_locks
 
     lock = base / "dvc.lock"
     lock.write_text(bench_ingest.make_lock(stages))
     times: Dict[str, List[float]] = {e: [] for e in ENGINES}
     for engine in ENGINES:  # warm-up: imports and module state
         ingest_locks(connect(base / f"warm-{engine}", engine=engine), [lock], pipeline="warm", root=base)
+    shared: List[float] = []
     for r in range(reps):
         for engine in ENGINES:
             store = connect(base / f"mlmd-{engine}-{r}", engine=engine)
@@ -101,7 +123,10 @@ def ingest(base: Path, stages: int, reps: int) -> Dict[str, float]:
             times[engine].append(time.perf_counter() - t)
             assert summary.executions_created == stages, (engine, summary)
             store.close()
-    return {e: _median(t) for e, t in times.items()}
+        t = time.perf_counter()
+        read_locks([lock], base)  # the part of every ingest that does not depend on the engine
+        shared.append(time.perf_counter() - t)
+    return {**{e: _median(t) for e, t in times.items()}, "shared": _median(shared)}
 
 
 def _cte_ancestors(path: Path, artifact_id: int) -> int:
@@ -119,11 +144,12 @@ def _cte_ancestors(path: Path, artifact_id: int) -> int:
         conn.close()
 
 
-def ancestors(quick: bool, repeat: int) -> Dict[str, float]:
-    """Median ms of ``lineage.ancestors`` 100 steps deep per engine, and the bare CTE."""
+def ancestors(repeat: int) -> Dict[str, float]:
+    """Median ms of ``lineage.ancestors`` 100 steps deep per engine, and the bare CTE, on the
+    100,000-artifact store the goal names (even in a quick run: it is built once, cached)."""
     from cmfrun import lineage
 
-    path = bench_query.cached_store(quick)
+    path = bench_query.cached_store(quick=False)
     out: Dict[str, float] = {}
     aid = 0
     stores = {e: connect(path, create=False, read_only=True, engine=e) for e in ENGINES}
@@ -210,7 +236,7 @@ def main(quick: bool = False) -> str:
         (tmp / "ingest").mkdir()
         ing = ingest(tmp / "ingest", stages, reps)
         print("ancestors", file=sys.stderr, flush=True)
-        anc = ancestors(quick, 5 if quick else 15)
+        anc = ancestors(9 if quick else 31)
         print("wrapper", file=sys.stderr, flush=True)
         wrap = wrapper(tmp, 5 if quick else 15)
         print("imports", file=sys.stderr, flush=True)
@@ -242,8 +268,12 @@ def main(quick: bool = False) -> str:
         "|---|---|---|---|---|",
         row(f"`log_dataset`, new 1 KiB file (median of {nfiles - 1})", logd, ".2f", "ms", "sql <= 0.5x",
             logd["sql"] <= 0.5 * logd["mlmd"] if has_mlmd else None),
+        f"| the floor: one one-row write transaction, journal DELETE + synchronous FULL (interleaved) | | "
+        f"{logd['floor']:.2f} ms | {_ratio({'sql': logd['floor'], **({'mlmd': logd['mlmd']} if has_mlmd else {})})} | |",
         row(f"`cmf dvc ingest`, fresh, {stages:,}-stage lock (median of {reps})", ing, ".2f", "s", "sql <= 0.5x",
             ing["sql"] <= 0.5 * ing["mlmd"] if has_mlmd else None),
+        f"| of which reading the lock (`read_locks`, the same for both engines) | {ing['shared']:.2f} s | "
+        f"{ing['shared']:.2f} s | | |",
         row(f"all ancestors {bench_query.CHAIN} steps deep, `lineage.ancestors` ({int(anc['artifacts']):,} artifacts)",
             anc, ".2f", "ms", "sql <= 5 ms", anc["sql"] <= 5.0),
         f"| the same as one recursive CTE through `sqlite3` (ids only, the floor) | | {anc['cte']:.2f} ms | | |",
@@ -252,8 +282,11 @@ def main(quick: bool = False) -> str:
         row("`cmfrun --sync -- true` (merge inline), added to `true`", wrap_sync, ".1f", "ms", "", None),
         row("import of the engine module (fresh interpreter)", imp, ".1f", "ms", "", None),
         "",
-        f"Store of the lineage row: `bench_query`'s (`Store.put_lineage`, {'10,000' if quick else '100,000'} "
-        "artifacts), opened read-only by each engine; both walks return the same records as the CTE.",
+        "Store of the lineage rows: `bench_query`'s 100,000-artifact store (`Store.put_lineage`; the goal's size, "
+        "also in a quick run), opened read-only by each engine; both walks return the same records as the CTE. "
+        "The floor row of `log_dataset` is the commit every record write pays on this disk (both engines "
+        "commit one transaction per record with SQLite's default rollback journal and synchronous FULL); "
+        "its ratio is the best `log_dataset` ratio possible without weakening durability.",
     ]
     return "\n".join(lines)
 
