@@ -475,6 +475,17 @@ class Store(abc.ABC):
     def artifacts(self, filter_query: str = "") -> List[Artifact]:
         """All artifacts, optionally narrowed by an MLMD filter query."""
 
+    # -- reads: by name, batched ---------------------------------------------------------------
+    def executions_by_names(self, names: Sequence[str]) -> Optional[List[Execution]]:
+        """Executions (of any type) named one of ``names``, looked up with bound parameters,
+        or ``None`` when this engine has no such lookup: callers then use filter queries
+        (``name IN (...)``), which hold only names a filter literal can carry."""
+        return None
+
+    def artifacts_by_names(self, names: Sequence[str]) -> Optional[List[Artifact]]:
+        """Artifacts (of any type) named one of ``names``, like :meth:`executions_by_names`."""
+        return None
+
     # -- reads: events -----------------------------------------------------------------------
     @abc.abstractmethod
     def events_by_execution(self, ids: Iterable[int]) -> List[Event]:
@@ -516,6 +527,25 @@ class Store(abc.ABC):
     ) -> Tuple[List[int], List[int]]:
         """Bulk write in one transaction (ingest); ``edges`` are ``(execution index,
         artifact index, kind, path key)`` into the two lists."""
+
+    def put_lineage_linked(
+        self,
+        executions: Sequence[Execution],
+        artifacts: Sequence[Artifact],
+        edges: Sequence[Tuple[int, int, str, Optional[str]]],
+        associations: Sequence[Tuple[int, int]],
+        attributions: Sequence[Tuple[int, int]],
+    ) -> Tuple[List[int], List[int]]:
+        """:meth:`put_lineage` plus per-record context links: ``associations`` are
+        ``(context id, execution index)``, ``attributions`` ``(context id, artifact index)``.
+
+        Here two writes (MLMD's API links every record of a ``PutLineageSubgraph`` call to
+        every context given, so per-stage links are a second call); the SQL engine writes
+        everything in one transaction.
+        """
+        eids, aids = self.put_lineage(executions, artifacts, edges, [])
+        self.put_links([(c, eids[i]) for c, i in associations], [(c, aids[i]) for c, i in attributions])
+        return eids, aids
 
     @abc.abstractmethod
     def put_events(self, events: Sequence[Tuple[int, int, str, Optional[str]]]) -> None:

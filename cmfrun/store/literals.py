@@ -85,8 +85,13 @@ def check_filter_query(text: str) -> None:
 
 
 def artifacts_named(store: "Store", names: Iterable[str], chunk: int = CHUNK) -> List["Artifact"]:
-    """Artifacts (of any type) whose name is one of ``names``: batched filter queries for
-    ordinary names, one parameterised lookup per artifact type for the others."""
+    """Artifacts (of any type) whose name is one of ``names``: the engine's bound-parameter
+    lookup where it has one, else batched filter queries for ordinary names and one
+    parameterised lookup per artifact type for the others."""
+    names = list(names)
+    bound = store.artifacts_by_names(names)
+    if bound is not None:
+        return bound
     queries, others = in_filters("name", names, chunk)
     found = [a for q in queries for a in store.artifacts(q)]
     types = store.type_names("artifact") if others else []
@@ -97,6 +102,10 @@ def artifacts_named(store: "Store", names: Iterable[str], chunk: int = CHUNK) ->
 
 def executions_named(store: "Store", names: Iterable[str], chunk: int = CHUNK) -> List["Execution"]:
     """Executions (of any type) whose name is one of ``names`` (see :func:`artifacts_named`)."""
+    names = list(names)
+    bound = store.executions_by_names(names)
+    if bound is not None:
+        return bound
     queries, others = in_filters("name", names, chunk)
     found = [e for q in queries for e in store.executions(q)]
     types = store.type_names("execution") if others else []

@@ -33,6 +33,7 @@ from cmfrun.store import (
     type_external_id,
     walk_levels,
 )
+from cmfrun.store import sqlbulk
 from cmfrun.store.ddl import MYSQL_DDL, POSTGRESQL_DDL
 from cmfrun.store.filterquery import compile_filter
 
@@ -275,6 +276,9 @@ class SqlStore(Store):
     """A :class:`~cmfrun.store.Store` writing MLMD's tables with plain SQL."""
 
     engine = "sql"
+    #: Write lineage and links in bulk (:mod:`cmfrun.store.sqlbulk`); ``False`` writes record
+    #: by record (the reference the bulk path is tested against).
+    bulk_writes = True
 
     def __init__(self, conn: Any, location: StoreLocation, *, read_only: bool = False):
         super().__init__(location, read_only=read_only)
@@ -788,6 +792,32 @@ class SqlStore(Store):
         join, where, params = compile_filter(filter_query, "artifact", "a")
         return self._artifacts(f"{join} WHERE {where}", params, distinct=bool(join))
 
+    # -- reads: by name, batched (the merge's identity lookups) ------------------------------
+    def _named(self, kind: str, names: Sequence[str]) -> List[Any]:
+        """Records of ``kind`` named one of ``names``: bound parameters, and the kind's type ids
+        in the condition so the ``(type_id, name)`` unique index serves the lookup."""
+        wanted = sorted({n for n in names if n})
+        tids = [int(r[0]) for r in self._q("SELECT `id` FROM `Type` WHERE `type_kind` = ?", (TYPE_KIND[kind],))]
+        if not wanted or not tids:
+            return []
+        alias = kind[0]
+        reader: Callable[..., List[Any]] = self._executions if kind == "execution" else self._artifacts
+        out: List[Any] = []
+        for chunk in chunks(wanted):
+            out.extend(reader(
+                f"WHERE {alias}.`type_id` IN ({','.join('?' * len(tids))}) AND {alias}.`name` IN ({','.join('?' * len(chunk))})",
+                [*tids, *chunk],
+            ))
+        return sorted(out, key=lambda r: int(r.id or 0))  # id order, as a filter query answers
+
+    def executions_by_names(self, names: Sequence[str]) -> Optional[List[Execution]]:
+        """Executions (of any type) named one of ``names``, by bound parameters."""
+        return list(self._named("execution", names))
+
+    def artifacts_by_names(self, names: Sequence[str]) -> Optional[List[Artifact]]:
+        """Artifacts (of any type) named one of ``names``, by bound parameters."""
+        return list(self._named("artifact", names))
+
     # -- reads: events -----------------------------------------------------------------------
     def _events(self, column: str, ids: Iterable[int]) -> List[Event]:
         out: List[Event] = []
@@ -1092,6 +1122,11 @@ class SqlStore(Store):
         context_ids: Sequence[int],
     ) -> Tuple[List[int], List[int]]:
         """Bulk write in one transaction (ingest)."""
+        if self.bulk_writes:
+            return self.put_lineage_linked(
+                executions, artifacts, edges, [(c, i) for c in context_ids for i in range(len(executions))],
+                [(c, i) for c in context_ids for i in range(len(artifacts))],
+            )
         self._prepare_types(executions, artifacts)
         with self._writing():
             now = _now_ms()
@@ -1101,6 +1136,22 @@ class SqlStore(Store):
                 self._write_event(eids[e], aids[a], kind, key, now)
             self._link_rows([(c, e) for c in context_ids for e in eids], [(c, a) for c in context_ids for a in aids])
         return eids, aids
+
+    def put_lineage_linked(
+        self,
+        executions: Sequence[Execution],
+        artifacts: Sequence[Artifact],
+        edges: Sequence[Tuple[int, int, str, Optional[str]]],
+        associations: Sequence[Tuple[int, int]],
+        attributions: Sequence[Tuple[int, int]],
+    ) -> Tuple[List[int], List[int]]:
+        """Records, events and per-record context links in ONE transaction, written in bulk
+        (:mod:`cmfrun.store.sqlbulk`); with ``bulk_writes`` off, the record-by-record path."""
+        if not self.bulk_writes:
+            return super().put_lineage_linked(executions, artifacts, edges, associations, attributions)
+        self._prepare_types(executions, artifacts)
+        with self._writing():
+            return sqlbulk.write_lineage(self, executions, artifacts, edges, associations, attributions, _now_ms())
 
     def put_events(self, events: Sequence[Tuple[int, int, str, Optional[str]]]) -> None:
         """Add ``(execution id, artifact id, kind, path key)`` events to existing records."""
@@ -1132,7 +1183,10 @@ class SqlStore(Store):
         if not associations and not attributions:
             return
         with self._writing():
-            self._link_rows(associations, attributions)
+            if self.bulk_writes:
+                sqlbulk.insert_links(self, associations, attributions)
+            else:
+                self._link_rows(associations, attributions)
 
     def update_execution(self, execution: Execution) -> int:
         """Write an execution record (create when ``id`` is unset); returns its id."""

@@ -563,10 +563,11 @@ def execution_digests(
 def missing_from(store: Store, recs: PipelineRecords, have: Mapping[str, str]) -> Tuple[Dict[str, Any], int, int]:
     """The bundle of the executions in ``recs`` whose digest is not in ``have``, how many it
     carries, and how many were considered."""
-    keep = tuple(
-        (stage, ex) for stage, ex in recs.executions
-        if have.get(",".join(execution_uuids(ex))) != _record_digest(recs, ex)
-    )
+    def lacks(ex: Execution) -> bool:
+        theirs = have.get(",".join(execution_uuids(ex)))
+        return theirs is None or theirs != _record_digest(recs, ex)  # no digest to compute for a new one
+
+    keep = tuple((stage, ex) for stage, ex in recs.executions if lacks(ex))
     total = len(recs.executions)
     kept = PipelineRecords(recs.pipeline, recs.stages, keep, recs.events, recs.artifacts)
     return records_to_bundle(store, kept, keep_empty_stages=False), len(keep), total

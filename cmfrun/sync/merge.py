@@ -31,12 +31,16 @@ Rules, per execution found on both sides:
 Atomicity (what the Store API allows): the whole bundle is validated before anything is
 written, so a malformed one writes nothing. Then, under the store's write lock (SQLite: an
 inter-process lock; servers: one writer at a time per process), a merge writes missing
-contexts (one call), then every execution, artifact and event in ONE ``put_lineage``
-transaction, then the stage associations/attributions (one call). A failure in the lineage
-transaction leaves at most some new empty contexts; a crash between the last two leaves runs
-not yet linked to their stage, which merging the same bundle again repairs (named executions
-are found store-wide by name, links are idempotent). Merging the same bundle twice changes
-nothing.
+contexts (one call), then every execution, artifact, event and stage association/attribution
+with ``Store.put_lineage_linked``: ONE transaction on the SQL engine (written in bulk, see
+:mod:`cmfrun.store.sqlbulk`); through ml-metadata's API the links are a second call after
+the lineage transaction. A failure in the lineage transaction leaves at most some new empty
+contexts; a crash between MLMD's two calls leaves runs not yet linked to their stage, which
+merging the same bundle again repairs (named executions are found store-wide by name, links
+are idempotent). Merging the same bundle twice changes nothing.
+
+Identities are looked up in batches: with bound parameters where the engine offers it
+(``Store.executions_by_names``/``artifacts_by_names``), else with filter queries.
 """
 from __future__ import annotations
 
@@ -186,24 +190,31 @@ def _normalise(pipe: BundlePipeline, where: str
     arts: Dict[Tuple[str, str, str], BundleArtifact] = {}
     conflicts: List[Conflict] = []
     reported: Set[Tuple[str, str, str]] = set()
+    # An artifact appears once per event (an output, then an input of the next run): one
+    # identical to the first seen needs no second check (a differing one is still checked).
+    first_raw: Dict[Tuple[str, str, str], BundleArtifact] = {}
     for i, ex in enumerate(pipe.executions):
         w = f"{where}.execution {ex.uuid}"
         p, c = _split(ex.properties, ex.custom, schema.EXECUTION_PROPERTIES, w)
         links: List[Tuple[str, Tuple[str, str, str]]] = []
         for ev in ex.events:
             a = ev.artifact
-            ap, ac = _split(a.properties, a.custom, schema.ARTIFACT_PROPERTIES.get(a.type, {}), f"{w}.artifact {a.name or a.uri}")
-            norm = replace(a, properties=ap, custom=ac)
-            seen = arts.get(a.key)
-            if seen is not None and seen.uri != a.uri:
-                # One bundle naming two contents the same: keep the first, report the other.
-                if a.key not in reported:
-                    conflicts.append(Conflict(a.name, "uri", seen.uri, a.uri, record="artifact"))
-                    reported.add(a.key)
-                continue
-            arts.setdefault(a.key, norm)
-            if (ev.kind, a.key) not in links:
-                links.append((ev.kind, a.key))
+            key = a.key
+            link = (ev.kind, key)
+            seen = arts.get(key)
+            if seen is None or first_raw[key] != a:
+                ap, ac = _split(a.properties, a.custom, schema.ARTIFACT_PROPERTIES.get(a.type, {}), f"{w}.artifact {a.name or a.uri}")
+                if seen is None:
+                    arts[key] = BundleArtifact(a.type, a.name, a.uri, ap, ac)
+                    first_raw[key] = a
+                elif seen.uri != a.uri:
+                    # One bundle naming two contents the same: keep the first, report the other.
+                    if key not in reported:
+                        conflicts.append(Conflict(a.name, "uri", seen.uri, a.uri, record="artifact"))
+                        reported.add(key)
+                    continue
+            if link not in links:
+                links.append(link)
         execs.append(_Exec(ex, p, c, tuple(links)))
     return execs, arts, conflicts
 
@@ -314,12 +325,17 @@ def _artifacts_by_key(store: Store, keys: Sequence[Tuple[str, str, str]], known:
 
     for a in known.values():
         index(a)
-    queries, others = in_filters("name", sorted({k[2] for k in keys if k[1] == "name" and k not in out}), _CHUNK)
-    for query in queries:
-        for a in store.artifacts(query):
-            index(a)
+    names = sorted({k[2] for k in keys if k[1] == "name" and k not in out})
+    by_names = store.artifacts_by_names(names)  # the engine's bound-parameter lookup, if it has one
+    odd: Set[str] = set()
+    if by_names is None:
+        queries, others = in_filters("name", names, _CHUNK)
+        by_names = [a for query in queries for a in store.artifacts(query)]
+        odd = set(others)
+    for a in by_names:
+        index(a)
     for k in keys:  # names no filter query may hold: one parameterised lookup each
-        if k[1] == "name" and k not in out and k[2] in others:
+        if k[1] == "name" and k not in out and k[2] in odd:
             found = store.artifact_by_type_and_name(k[0], k[2])
             if found is not None:
                 index(found)
@@ -468,12 +484,15 @@ def _merge_pipeline(
     names = sorted({e.src.name for e in execs if e.src.name and (e.src.type, e.src.name) not in by_name
                     and not any(u in by_uuid for u in e.src.uuids)})
     outside: List[Execution] = []
-    queries, others = in_filters("name", names, _CHUNK)
-    found_by_name = [ex for query in queries for ex in store.executions(query)]
-    for e in execs:  # names no filter query may hold: one parameterised lookup each
-        if e.src.name in others:
-            one = store.execution_by_type_and_name(e.src.type, e.src.name)
-            found_by_name += [one] if one is not None else []
+    found_by_name = store.executions_by_names(names)
+    if found_by_name is None:  # the engine takes filter queries: the names none may hold go one by one
+        queries, others = in_filters("name", names, _CHUNK)
+        found_by_name = [ex for query in queries for ex in store.executions(query)]
+        odd = set(others)
+        for e in execs:
+            if e.src.name in odd:
+                one = store.execution_by_type_and_name(e.src.type, e.src.name)
+                found_by_name += [one] if one is not None else []
     for ex in found_by_name:
         if (ex.type, ex.name) not in by_name:
             by_name[(ex.type, ex.name)] = ex
@@ -573,10 +592,9 @@ def _merge_pipeline(
 
     if out_execs or out_arts:
         store.ensure_execution_types(x.type for x in out_execs)
-        eids, aids = store.put_lineage(out_execs, out_arts, edges, [])
-        assoc = [(sid, eid) for sid, eid in zip(assoc_stage, eids) if sid]
-        attributions = sorted({(sid, aids[art_pos[key]]) for sid, key in attr})
-        store.put_links(assoc, attributions)
+        assoc = [(sid, xi) for xi, sid in enumerate(assoc_stage) if sid]
+        attributions = sorted({(sid, art_pos[key]) for sid, key in attr})
+        store.put_lineage_linked(out_execs, out_arts, edges, assoc, attributions)
     return MergeReport(**counts, conflicts=tuple(conflicts))
 
 
