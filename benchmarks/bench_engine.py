@@ -183,8 +183,10 @@ def ancestors(repeat: int) -> Dict[str, float]:
     out.update({f"{e}_min": min(t) for e, t in times.items()})  # the machine's best, no waiting for a core
     out["repeat"] = float(repeat)
     out["artifacts"] = float(len(graphs["sql"].artifacts))
-    out["properties"] = float(sum(len(r.properties) + len(r.custom) for g in graphs.values() for r in
-                                  (*g.artifacts.values(), *g.executions.values())) / len(graphs))
+    sql_graph = graphs["sql"]
+    props = [len(a.properties) + len(a.custom) for a in sql_graph.artifacts.values()]
+    props += [len(e.properties) + len(e.custom) for e in sql_graph.executions.values()]
+    out["properties"] = float(sum(props))
     out["executions"] = float(len(graphs["sql"].executions))
     out["n_statements"] = float(len(statements))
     return out
