@@ -171,12 +171,13 @@ def ancestors(repeat: int) -> Dict[str, float]:
         for sql in statements:
             conn.execute(sql).fetchall()
 
-    times: Dict[str, List[float]] = {e: [] for e in [*ENGINES, "cte", "statements"]}
+    times: Dict[str, List[float]] = {e: [] for e in [*ENGINES, "cte", "statements", "ids"]}
     for _ in range(repeat):
         for engine, store in stores.items():
             times[engine].append(_ms(lambda: lineage.ancestors(store, artifact_ids=[aid])))
         times["cte"].append(_ms(lambda: _cte_ancestors(path, aid)))
         times["statements"].append(_ms(replay))
+        times["ids"].append(_ms(lambda: lineage.ancestors(stores["sql"], artifact_ids=[aid], fetch=False)))
     for store in stores.values():
         store.close()
     out = {e: _median(t) for e, t in times.items()}
@@ -296,6 +297,7 @@ def main(quick: bool = False) -> str:
         row(f"all ancestors {bench_query.CHAIN} steps deep, `lineage.ancestors` ({int(anc['artifacts']):,} artifacts)",
             anc, ".2f", "ms", "sql <= 5 ms", anc["sql"] <= 5.0),
         f"| the same as one recursive CTE through `sqlite3` (ids only, the floor) | | {anc['cte']:.2f} ms | | |",
+        f"| the same without the records, `fetch=False` (ids, depths, edges) | | {anc['ids']:.2f} ms | | |",
         f"| the SQL engine's {int(anc['n_statements'])} statements of that walk replayed alone (rows fetched: "
         f"{int(anc['artifacts']):,} artifacts, {int(anc['executions'])} "
         f"executions, {int(anc['properties']):,} properties; no records built) | | {anc['statements']:.2f} ms | | |",
