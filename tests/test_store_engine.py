@@ -408,3 +408,33 @@ def test_execution_types_registered_in_one_batch(tmp_path: Path) -> None:
     if mlmd_installed():
         names = connect(path, engine="mlmd", read_only=True).type_names("execution")
         assert {f"s{i}" for i in range(300)} <= set(names)
+
+
+def test_put_contexts_batch_equals_one_by_one(tmp_path: Path) -> None:
+    """``put_contexts`` (ingest's stage contexts, batched) stores what ``put_context`` one by one
+    stores: same records, properties and parent links; an existing context in the batch is
+    updated in place; ml-metadata reads the batch back the same."""
+    def write(store: Store, batch: bool) -> List[Context]:
+        pipe = store.put_context(Context(schema.PIPELINE_CONTEXT, "p", {"Pipeline": "p"}))
+        old = store.put_context(Context(schema.STAGE_CONTEXT, "p/old", {"Pipeline_Stage": "p/old"}))
+        ctxs = [Context(schema.STAGE_CONTEXT, f"p/s{i}", {"Pipeline_Stage": f"p/s{i}"}, {"n": i, "x": 0.5, "t": NASTY})
+                for i in range(40)]
+        ctxs.append(Context(schema.STAGE_CONTEXT, "p/old", {"Pipeline_Stage": "p/renamed"}, {"k": 1}, id=old))
+        if batch:
+            ids = store.put_contexts(ctxs, pipe)
+        else:
+            ids = [store.put_context(c, pipe) for c in ctxs]
+        assert ids[-1] == old
+        return [*store.child_contexts(pipe)]
+
+    def key(c: Context) -> Any:
+        return (c.type, c.name, dict(c.properties), dict(c.custom))
+
+    one = write(connect(tmp_path / "one", engine="sql"), batch=False)
+    path = tmp_path / "batch"
+    batch = write(connect(path, engine="sql"), batch=True)
+    assert sorted(map(key, batch)) == sorted(map(key, one)) and len(batch) == 41
+    if mlmd_installed():
+        theirs = connect(path, engine="mlmd", read_only=True)
+        pipe = theirs.context(schema.PIPELINE_CONTEXT, "p")
+        assert sorted(map(key, theirs.child_contexts(int(pipe.id or 0)))) == sorted(map(key, batch))  # type: ignore[union-attr]

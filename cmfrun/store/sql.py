@@ -1172,10 +1172,29 @@ class SqlStore(Store):
         self._prepare_types(contexts=contexts)
         with self._writing():
             now = _now_ms()
-            cids = [self._write_context(c, now) for c in contexts]
+            # New contexts (ingest creates one per stage): their property rows and parent links
+            # go in one batched insert each, not three statements per context.
+            cids: List[int] = []
+            fresh: List[int] = []
+            rows: List[Tuple[Any, ...]] = []
+            for c in contexts:
+                if c.id is not None:
+                    cids.append(self._write_context(c, now))
+                    continue
+                declared = schema.CONTEXT_PROPERTIES.get(c.type, {})
+                cid = self._insert(
+                    "INSERT INTO `Context` (`type_id`, `name`, `create_time_since_epoch`, `last_update_time_since_epoch`) "
+                    "VALUES (?, ?, ?, ?)",
+                    (self.ensure_type("context", c.type, declared), c.name, now, now),
+                )
+                cids.append(cid)
+                fresh.append(cid)
+                rows.extend(_prop_rows(cid, c.properties, c.custom, declared))
+            for chunk in chunks(fresh):  # as _write_props does: no stale rows under a new id
+                self._exec(f"DELETE FROM `ContextProperty` WHERE `context_id` IN ({','.join('?' * len(chunk))})", chunk)
+            self._many(f"INSERT INTO `ContextProperty` (`context_id`, {_PROP_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             if parent_id is not None:
-                for cid in cids:
-                    self._parent_link(cid, parent_id)
+                self._insert_ignore("ParentContext", ("context_id", "parent_context_id"), [(cid, parent_id) for cid in cids])
         return cids
 
     def put_links(self, associations: Sequence[Tuple[int, int]] = (), attributions: Sequence[Tuple[int, int]] = ()) -> None:
