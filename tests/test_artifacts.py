@@ -386,7 +386,8 @@ def on_terminal(cwd: Path, argv: List[str], *, stdout_to: Optional[Path] = None,
             shown += chunk
         code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
     finally:
-        proc.kill() if proc.poll() is None else None
+        if proc.poll() is None:
+            proc.kill()
         os.close(master)
     return code, shown.decode("utf-8", "replace")
 
