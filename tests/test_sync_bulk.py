@@ -1,8 +1,8 @@
 """The SQL engine's bulk write path (cmfrun.store.sqlbulk) against its record-by-record path.
 
 Two stores of the same backend take the same merges, one with ``bulk_writes`` on, one off;
-afterwards every MLMD table must hold the same rows (ids included, times left out: they
-are the clock's). The bundles cover what a merge writes: new named and unnamed records,
+afterwards every MLMD table must hold the same rows (record ids included; times and the
+link rows' own ids left out). The bundles cover what a merge writes: new named and unnamed records,
 every property encoding, updates (state forward, new outputs, url entries of another
 pipeline), conflicts, quotes in names, a stage shared with another pipeline, a second
 merge that changes nothing. Real SQLite, PostgreSQL and MariaDB stores.
@@ -21,13 +21,14 @@ from cmfrun.store import connect
 from cmfrun.store.sql import SqlStore
 from cmfrun.sync.merge import merge_bundle
 
-#: MLMD's tables and the columns whose values are the clock's (not compared).
+#: MLMD's tables and the columns not compared: the clock's, and the row ids of links (MLMD's
+#: API never shows them; the bulk path numbers the links of new records first).
 _TABLES = {
     "Type": (), "TypeProperty": (), "Context": ("create_time_since_epoch", "last_update_time_since_epoch"),
     "ContextProperty": (), "ParentContext": (),
     "Execution": ("create_time_since_epoch", "last_update_time_since_epoch"), "ExecutionProperty": (),
     "Artifact": ("create_time_since_epoch", "last_update_time_since_epoch"), "ArtifactProperty": (),
-    "Event": ("milliseconds_since_epoch",), "EventPath": (), "Association": (), "Attribution": (),
+    "Event": ("milliseconds_since_epoch",), "EventPath": (), "Association": ("id",), "Attribution": ("id",),
 }
 
 

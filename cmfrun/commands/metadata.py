@@ -34,6 +34,7 @@ from cmfrun.sync.bundle import (
     require_pipeline,
 )
 from cmfrun.sync.client import SyncClient, check_url
+from cmfrun.sync.gcpause import gc_paused
 from cmfrun.sync.merge import MergeReport, merge_bundle
 from cmfrun.sync.state import load_mark, save_mark
 
@@ -163,27 +164,28 @@ def push(
         client = _client(server, token, root)
         peer = client.url
     try:
-        mark = None if (full or wanted) else load_mark(store, "push", peer, pipeline)
-        recs = _candidates(store, pipeline, mark, wanted)
-        keys = [",".join(execution_uuids(ex)) for _, ex in recs.executions]
-        first = [k.split(",")[0] for k in keys]
-        if mark is not None and not keys:
-            bundle: Dict[str, Any] = {}
-            sent, total = 0, 0
-        elif target is not None:
-            have = execution_digests(target, pipeline, first if mark is not None or wanted else None)
-            bundle, sent, total = missing_from(store, recs, have)
-        else:
-            assert client is not None
-            have = client.digests(pipeline, first if mark is not None or wanted else None)
-            bundle, sent, total = missing_from(store, recs, have)
-        if not sent:
-            report = MergeReport(executions_unchanged=total)
-        elif target is not None:
-            report = merge_bundle(target, bundle, site=site)
-        else:
-            assert client is not None
-            report = MergeReport.from_json(client.push(pipeline, bundle, site=site))
+        with gc_paused():  # reading and bundling build ~10^6 objects without cycles
+            mark = None if (full or wanted) else load_mark(store, "push", peer, pipeline)
+            recs = _candidates(store, pipeline, mark, wanted)
+            keys = [",".join(execution_uuids(ex)) for _, ex in recs.executions]
+            first = [k.split(",")[0] for k in keys]
+            if mark is not None and not keys:
+                bundle: Dict[str, Any] = {}
+                sent, total = 0, 0
+            elif target is not None:
+                have = execution_digests(target, pipeline, first if mark is not None or wanted else None)
+                bundle, sent, total = missing_from(store, recs, have)
+            else:
+                assert client is not None
+                have = client.digests(pipeline, first if mark is not None or wanted else None)
+                bundle, sent, total = missing_from(store, recs, have)
+            if not sent:
+                report = MergeReport(executions_unchanged=total)
+            elif target is not None:
+                report = merge_bundle(target, bundle, site=site)
+            else:
+                assert client is not None
+                report = MergeReport.from_json(client.push(pipeline, bundle, site=site))
     finally:
         if target is not None:
             target.close()

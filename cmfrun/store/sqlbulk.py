@@ -11,8 +11,9 @@ rows, events, links); row by row that is as many round trips to PostgreSQL. Here
   are still inserted one by one, and only the rest is batched);
 - rows go in with ``COPY`` (PostgreSQL) or ``executemany`` (SQLite; PyMySQL turns it into
   multi-row ``INSERT``s);
-- links keep MLMD's "existing links are kept" rule: on PostgreSQL they are copied into a
-  temporary table, then inserted with ``ON CONFLICT DO NOTHING``.
+- links of new records go in like the rest; links of existing records keep MLMD's
+  "existing links are kept" rule (PostgreSQL: copied into a temporary table, then inserted
+  with ``ON CONFLICT DO NOTHING``).
 
 The rows written are exactly the record-by-record path's (:meth:`SqlStore._write_execution`
 and friends): same columns, same property encoding (:func:`_prop_rows`), same ids in the
@@ -194,7 +195,16 @@ def write_lineage(
     exec_ids = [int(x or 0) for x in eids]
     art_ids = [int(x or 0) for x in aids]
     _events(store, [(exec_ids[e], art_ids[a], kind, key) for e, a, kind, key in edges], now)
-    insert_links(store, [(c, exec_ids[i]) for c, i in associations], [(c, art_ids[i]) for c, i in attributions])
+    # A link to a record created just now cannot exist yet (ids are never reused): those go
+    # in plainly; links to existing records keep MLMD's "existing links are kept" rule.
+    new_e = {i for i, _ in new_execs}
+    new_a = {i for i, _ in new_arts}
+    _insert_rows(store, "Association", ("context_id", "execution_id"),
+                 list(dict.fromkeys((c, exec_ids[i]) for c, i in associations if i in new_e)))
+    _insert_rows(store, "Attribution", ("context_id", "artifact_id"),
+                 list(dict.fromkeys((c, art_ids[i]) for c, i in attributions if i in new_a)))
+    insert_links(store, [(c, exec_ids[i]) for c, i in associations if i not in new_e],
+                 [(c, art_ids[i]) for c, i in attributions if i not in new_a])
     return exec_ids, art_ids
 
 

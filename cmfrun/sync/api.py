@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 from cmfrun import errors
 from cmfrun.store import Store
 from cmfrun.sync.bundle import BundleError, execution_digests, export_missing, parse_bundle
+from cmfrun.sync.gcpause import gc_paused
 from cmfrun.sync.merge import merge_bundle
 
 PREFIX = "/api/v1/sync"
@@ -175,7 +176,8 @@ def create_router(open_store: Callable[[], Store]) -> APIRouter:
     def push(body: PushRequest) -> Dict[str, Any]:
         parsed = None
         try:
-            parsed = parse_bundle(body.bundle)
+            with gc_paused():
+                parsed = parse_bundle(body.bundle)
         except BundleError as exc:
             raise HTTPException(status_code=400, detail=_one_line(exc)) from None
         others = sorted(p.name for p in parsed.pipelines if p.name != body.pipeline)

@@ -67,6 +67,7 @@ from cmfrun.sync.bundle import (
     parse_bundle,
     read_pipeline,
 )
+from cmfrun.sync.gcpause import gc_paused
 
 log = logging.getLogger(__name__)
 
@@ -228,17 +229,18 @@ def merge_bundle(store: Store, bundle: Union[Mapping[str, Any], Bundle, str], *,
     carry none. Raises :class:`~cmfrun.sync.bundle.BundleError` (writing nothing) for a
     malformed bundle.
     """
-    parsed = bundle if isinstance(bundle, Bundle) else parse_bundle(bundle)
     if site is not None and (not isinstance(site, str) or len(site) > 255):
         raise errors.UsageError("site must be a string of at most 255 characters")
     site = (site or "").strip() or None
-    # Validate and normalise everything before the first write.
-    _check_text(store, parsed, site)
-    planned = [(pipe, *_normalise(pipe, f"Pipeline {pipe.name!r}")) for pipe in parsed.pipelines]
-    report = MergeReport()
-    with store.write_lock():
-        for pipe, execs, arts, conflicts in planned:
-            report = report + _merge_with_retries(store, pipe, execs, arts, conflicts, site)
+    with gc_paused():
+        parsed = bundle if isinstance(bundle, Bundle) else parse_bundle(bundle)
+        # Validate and normalise everything before the first write.
+        _check_text(store, parsed, site)
+        planned = [(pipe, *_normalise(pipe, f"Pipeline {pipe.name!r}")) for pipe in parsed.pipelines]
+        report = MergeReport()
+        with store.write_lock():
+            for pipe, execs, arts, conflicts in planned:
+                report = report + _merge_with_retries(store, pipe, execs, arts, conflicts, site)
     log.info("merged %d executions: %s", parsed.execution_count, report.to_json())
     return report
 
@@ -269,10 +271,9 @@ def _check_text(store: Store, parsed: Bundle, site: Optional[str]) -> None:
     """Refuse, before anything is written, text the store cannot take (ml-metadata on
     PostgreSQL: backslashes); every other name, uri and value is looked up and written safely."""
     for pipe in parsed.pipelines:
-        for text in itertools.chain(_texts(pipe), [site or ""]):
-            problem = store.text_problem(text)
-            if problem is not None:
-                raise BundleError(f"Pipeline {pipe.name!r}: {problem}")
+        problem = store.texts_problem(itertools.chain(_texts(pipe), [site or ""]))
+        if problem is not None:
+            raise BundleError(f"Pipeline {pipe.name!r}: {problem}")
 
 
 def _merge_with_retries(store: Store, pipe: BundlePipeline, execs: List[_Exec],
