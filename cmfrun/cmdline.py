@@ -27,9 +27,54 @@ _WRAPPERS = ("cmfrun", "cmfrun.exe")
 _PLAIN = re.compile(r"[\w@%+=:,./-]+", re.ASCII)
 
 
+# ``shlex.split(cmd, posix=True)`` (no comments) with regular expressions instead of its
+# per-character Python loop (ingest normalises thousands of commands): a word is a run of
+# unquoted characters, '...' (literal), "..." (a backslash escapes only " and itself) and
+# \x (x); words are separated by shlex's whitespace. tests/test_cmdline.py checks the
+# result against shlex itself on random text.
+_WORD = r"""(?:[^ \t\r\n\\'"]+|'[^']*'|"(?:[^"\\]|\\[\s\S])*"|\\[\s\S])+"""
+_TOKEN = re.compile(r"[ \t\r\n]*(" + _WORD + ")")
+_PIECE = re.compile(r"""([^\\'"]+)|'([^']*)'|"((?:[^"\\]|\\[\s\S])*)"|\\([\s\S])""")
+_DQ_ESCAPE = re.compile(r'\\(["\\])')
+
+
+def _split(cmd: str) -> List[str]:
+    """The words of ``cmd`` as ``shlex.split`` gives them; ``ValueError`` where it raises
+    (an unclosed quote, a trailing backslash)."""
+    words: List[str] = []
+    pos = 0
+    match = _TOKEN.match
+    while True:
+        m = match(cmd, pos)
+        if m is None:
+            break
+        words.append(_unquote(m.group(1)))
+        pos = m.end()
+    if cmd[pos:].strip(" \t\r\n"):
+        raise ValueError("no closing quotation or escaped character")
+    return words
+
+
+def _unquote(word: str) -> str:
+    if "'" not in word and '"' not in word and "\\" not in word:
+        return word
+    out: List[str] = []
+    for m in _PIECE.finditer(word):
+        plain, single, double, escaped = m.groups()
+        if plain is not None:
+            out.append(plain)
+        elif single is not None:
+            out.append(single)
+        elif double is not None:
+            out.append(_DQ_ESCAPE.sub(r"\1", double))
+        else:
+            out.append(escaped)
+    return "".join(out)
+
+
 def _tokens(cmd: str) -> List[str]:
     try:
-        return shlex.split(cmd, comments=False, posix=True)
+        return _split(cmd)
     except ValueError:
         # Unbalanced quotes: the shell would refuse it too; compare on whitespace alone.
         return cmd.split()

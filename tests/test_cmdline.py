@@ -39,3 +39,23 @@ def test_list_is_argv_and_equals_the_string_form() -> None:
 def test_folded_multiline_equals_one_line() -> None:
     folded = "python fe.py\n  --name a\n  --out \"feat a.csv\""
     assert normalize_command(folded) == normalize_command("python fe.py --name a --out 'feat a.csv'")
+
+
+def test_word_splitting_is_shlex_on_random_text() -> None:
+    """The regex word splitter gives exactly ``shlex.split(posix=True)``'s words (or raises
+    where it raises) on random strings of quotes, escapes and whitespace."""
+    import random
+
+    from cmfrun.cmdline import _split
+
+    rng = random.Random(12)
+    alphabet = ["a", "b", " ", "\t", "\n", "\r", "'", '"', "\\", "$", "#", "é", "x y", "\x0b", "\u00a0"]
+    for _ in range(50_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+        try:
+            expected = shlex.split(text, comments=False, posix=True)
+        except ValueError:
+            with pytest.raises(ValueError):
+                _split(text)
+            continue
+        assert _split(text) == expected, text

@@ -71,6 +71,10 @@ _CORE = (
     (_NULL, re.compile(r"^(?:~|null|Null|NULL)$")),
 )
 _MAYBE_TYPED = frozenset("-+0123456789.tTfFnN~")
+# The four patterns as one alternation, a group each (the first that matches wins, as in
+# order): one regex call per scalar that may be typed (md5 hashes start with a digit).
+_CORE_ONE = re.compile("|".join(f"({pattern.pattern})" for _, pattern in _CORE))
+_CORE_TAGS = {i: tag for i, (tag, _) in enumerate(_CORE, 1)}
 
 
 class _Loader(_Base):  # type: ignore[misc,valid-type]
@@ -83,9 +87,9 @@ class _Loader(_Base):  # type: ignore[misc,valid-type]
             if not value:
                 return _NULL
             if value[0] in _MAYBE_TYPED:
-                for tag, pattern in _CORE:
-                    if pattern.match(value):
-                        return tag
+                typed = _CORE_ONE.match(value)
+                if typed is not None:
+                    return _CORE_TAGS[typed.lastindex or 0]
             return _STR
         return _SEQ if kind is yaml.SequenceNode else _MAP
 

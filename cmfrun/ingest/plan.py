@@ -244,6 +244,7 @@ def make_plan(
         n_events = 0
         seen: Set[str] = set()
         pending_edges: List[Tuple[int, int, str, Optional[str]]] = []
+        artifact_run: Optional[RunRecord] = None  # what names this stage's new artifacts (one per stage)
         for entry, kind in [(d, INPUT) for d in st.deps] + [(o, OUTPUT) for o in st.outs]:
             if not entry.md5:
                 if entry.path not in skipped_warned:
@@ -294,10 +295,11 @@ def make_plan(
                     type=artifact_type(entry.path, kinds, kind == OUTPUT),
                     custom={k: fit_int(v) for k, v in (("size", entry.size), ("nfiles", entry.nfiles)) if v is not None},
                 )
-                run = RunRecord(pipeline=pipeline, stage=sid, command=cmd, uuid=run_uuid, git_repo=git_info()[0],
-                                remote_root=remote)
+                if artifact_run is None:
+                    artifact_run = RunRecord(pipeline=pipeline, stage=sid, command=cmd, uuid=run_uuid,
+                                             git_repo=git_info()[0], remote_root=remote)
                 pos = len(writes.artifacts)
-                writes.artifacts.append(file_artifact(ref, pipeline, run))
+                writes.artifacts.append(file_artifact(ref, pipeline, artifact_run))
                 writes.attribution[pos] = sid
                 art_index[entry.md5] = pos
                 created_md5.add(entry.md5)
