@@ -3,21 +3,16 @@
 - guard: ``Store.put_lineage`` of ingest's batch (200 executions, 200 artifacts, 200 events)
   on PostgreSQL with the ``mlmd`` engine, through the guard vs. the unguarded ml-metadata
   object, interleaved in one run; medians and their ratio;
-- in_filters: splitting 10,000 ordinary names into ``IN (...)`` queries of 200;
-- merge pre-check: the text check of a 1,000-execution bundle (5 artifacts each) against a
-  PostgreSQL ``mlmd`` store, next to merging that bundle into a fresh SQLite store.
+- in_filters: splitting 10,000 ordinary names into ``IN (...)`` queries of 200.
 """
 from __future__ import annotations
 
 import datetime
 import os
-import shutil
 import statistics
 import subprocess
-import tempfile
 import time
 import uuid
-from pathlib import Path
 from typing import Any, Callable, List
 
 PG = "postgresql://postgres@127.0.0.1:5432/"
@@ -75,34 +70,10 @@ def split() -> float:
     return statistics.median(_ms(lambda: in_filters("name", names)) for _ in range(5))
 
 
-def merge_check(n: int) -> tuple:
-    from benchmarks.bench_sync import make_bundle
-    from cmfrun.store import connect
-    from cmfrun.sync.bundle import parse_bundle
-    from cmfrun.sync.merge import _check_text, merge_bundle
-
-    bundle = make_bundle("bench", n)
-    parsed = parse_bundle(bundle)
-    db = f"cmfrun_bench_lit_{uuid.uuid4().hex[:8]}"
-    tmp = Path(tempfile.mkdtemp(prefix="cmfrun-bench-literals-"))
-    try:
-        pg = connect(PG + db, engine="mlmd")
-        check = statistics.median(_ms(lambda: _check_text(pg, parsed, "site")) for _ in range(5))
-        pg.close()
-        target = connect(tmp / "m.mlmd", engine="sql")
-        merge = _ms(lambda: merge_bundle(target, parsed))
-    finally:
-        _drop(db)
-        shutil.rmtree(tmp, ignore_errors=True)
-    return check, merge
-
-
 def main(quick: bool = False) -> str:
     load_before = os.getloadavg()[0]
     g, r, alone = guard(6 if quick else 20)
     per_10k = split()
-    n = 200 if quick else 1000
-    check, merge = merge_check(n)
     load_after = os.getloadavg()[0]
     day = datetime.date.today().isoformat()
     return "\n".join([
@@ -116,8 +87,6 @@ def main(quick: bool = False) -> str:
         f"| the same through the backslash guard (median, interleaved) | {g:.1f} | {g / r:.2f}x |",
         f"| the guard alone on that batch's arguments (no database) | {alone:.2f} | {alone / r:.3f}x |",
         f"| `in_filters`: 10,000 names into `IN` queries of 200 | {per_10k:.2f} | |",
-        f"| merge pre-check: every string of a {n}-execution bundle, PostgreSQL `mlmd` store | {check:.1f} | {check / merge:.3f}x of the merge |",
-        f"| merge of that bundle into a fresh SQLite store (`sql` engine), for scale | {merge:.0f} | 1.00 |",
         "",
         f"Load average (1 min) {load_before:.1f} before, {load_after:.1f} after, on {os.cpu_count()} cores "
         "(shared with other jobs): the interleaved medians differ by about the noise of a loaded machine; "

@@ -3,8 +3,8 @@
 A payload that is not JSON, or whose pipeline > stages > executions > events
 tree has the wrong shape, is refused with one line naming the first problem,
 so a malformed push never reaches the merge (and the store never changes).
-Names may hold any character: the merge looks them up without putting them into SQL
-(:mod:`cmfrun.store.literals`), and refuses before writing what a store cannot take.
+Names may hold any character: the merge looks them up and writes them without putting
+them into SQL text (:mod:`cmfrun.store.literals`, :class:`cmfrun.store.mlmd.MlmdStore`).
 """
 from __future__ import annotations
 

@@ -391,20 +391,6 @@ class Store(abc.ABC):
     def type_names(self, kind: str) -> List[str]:
         """Names of all ``artifact``/``execution``/``context`` types in the store."""
 
-    def text_problem(self, text: str) -> Optional[str]:
-        """Why this store cannot take ``text`` (a name, uri or property value), else ``None``
-        (see :class:`cmfrun.store.mlmd.MlmdStore`: backslashes on PostgreSQL)."""
-        return None
-
-    def texts_problem(self, texts: Iterable[str]) -> Optional[str]:
-        """The :meth:`text_problem` of the first of ``texts`` this store cannot take, else
-        ``None`` (an engine that takes any text need not look at them)."""
-        for text in texts:
-            problem = self.text_problem(text)
-            if problem is not None:
-                return problem
-        return None
-
     # -- reads: contexts ---------------------------------------------------------------------
     @abc.abstractmethod
     def contexts_by_type(self, type_name: str) -> List[Context]:

@@ -11,7 +11,9 @@ are stripped from the whole query. ZetaSQL itself does not read ``''`` as a quot
 So a value goes into a filter query only when it holds none of those characters
 (:func:`filter_safe`); the others are looked up one by one with MLMD's per-name calls
 (:func:`artifacts_named`, :func:`executions_named`, ``Store.artifacts_by_uri``), which
-escape the value themselves. The sql engine binds every literal as a parameter
+escape the value themselves (on PostgreSQL ml-metadata cannot escape a backslash either:
+:class:`cmfrun.store.mlmd.MlmdStore` has the sql engine make those calls). The sql engine
+binds every literal as a parameter
 (:mod:`cmfrun.store.filterquery`), so the rule is only needed for ml-metadata, but both
 engines follow it: one query text means the same on both.
 """

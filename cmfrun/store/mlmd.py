@@ -7,11 +7,12 @@ this engine is chosen, so ``import cmfrun.store`` works without ml-metadata.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
 import time
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from cmfrun import errors, schema
 from cmfrun.records import Artifact, Context, Event, Execution, Link, Props, Value
@@ -216,6 +217,10 @@ def _backslashed(value: Any) -> Optional[str]:
     return _backslashed(query) if isinstance(query, str) else None
 
 
+class _Backslash(errors.UsageError):
+    """A call would have handed ml-metadata on PostgreSQL text holding a backslash."""
+
+
 class _NoBackslashes:
     """ml-metadata as is, except that no call passes it text holding a backslash.
 
@@ -223,7 +228,8 @@ class _NoBackslashes:
     minus its outer quotes + ``'``; for text with a backslash PQescapeLiteral answers
     `` E'...'``, so the value ends up outside the quotes and runs as SQL, in writes and in
     lookups alike (a uri ending in ``; DROP TABLE x; -- \\`` drops the table). No escaping
-    on our side can avoid that, so such text is refused before ml-metadata sees it.
+    on our side can avoid that, so such a call raises :class:`_Backslash` before
+    ml-metadata sees it, and :class:`MlmdStore` makes it with the sql engine instead.
     """
 
     def __init__(self, mlmd: Any, location: StoreLocation):
@@ -238,18 +244,12 @@ class _NoBackslashes:
             for arg in (*args, *kwargs.values()):
                 found = _backslashed(arg)
                 if found is not None:
-                    raise errors.UsageError(backslash_problem(self._location, found))
+                    raise _Backslash(
+                        f"store {self._location}: ml-metadata cannot take text holding a backslash on PostgreSQL ({found[:60]!r})"
+                    )
             return method(*args, **kwargs)
 
         return call
-
-
-def backslash_problem(location: StoreLocation, text: str) -> str:
-    """Why ``text`` cannot go into the ml-metadata store at ``location`` (PostgreSQL)."""
-    return (
-        f"store {location}: ml-metadata cannot take text holding a backslash on PostgreSQL "
-        f"({text[:60]!r}): its quoting breaks the SQL; use the sql store engine (CMFRUN_ENGINE=sql) for this store"
-    )
 
 
 class MlmdStore(Store):
@@ -262,6 +262,20 @@ class MlmdStore(Store):
         self._mlmd = _NoBackslashes(mlmd, location) if location.backend == "postgresql" else mlmd
         self._type_ids: Dict[Tuple[str, str], int] = {}
         self._type_names: Dict[Tuple[str, int], str] = {}
+        self._twin: Optional[Store] = None
+
+    def _sql_twin(self) -> Store:
+        """The sql engine on this same database, opened on first need: it makes the calls
+        ml-metadata cannot make safely (text with a backslash on PostgreSQL). Both engines
+        read and write the same tables, so its records are ml-metadata's as well."""
+        if self._twin is None:
+            from cmfrun.store import sql
+
+            twin = sql.connect(self.location, create=False, read_only=self.read_only)
+            twin.read_only = self.read_only
+            self._twin = twin
+            log.debug("store %s: the sql engine takes the calls holding a backslash", self.location)
+        return self._twin
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
@@ -363,12 +377,6 @@ class MlmdStore(Store):
 
     def _context_type_id(self, name: str) -> int:
         return self.ensure_type("context", name, schema.CONTEXT_PROPERTIES.get(name, {}))
-
-    def text_problem(self, text: str) -> Optional[str]:
-        """Why ml-metadata cannot take ``text`` here (a backslash on PostgreSQL), else ``None``."""
-        if self.location.backend == "postgresql" and "\\" in text:
-            return backslash_problem(self.location, text)
-        return None
 
     def type_names(self, kind: str) -> List[str]:
         """Names of all ``artifact``/``execution``/``context`` types in the store."""
@@ -731,6 +739,29 @@ class MlmdStore(Store):
     def close(self) -> None:
         """Drop the connection (MLMD closes it when the object goes away)."""
         self._mlmd = None  # type: ignore[assignment]
+        if self._twin is not None:
+            self._twin.close()
+            self._twin = None
+
+
+def _by_sql_when_backslashed(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(self: MlmdStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except _Backslash:
+            # Nothing reached ml-metadata with the text (reads or idempotent type lookups may
+            # have run before); the sql engine does the whole call with bound parameters.
+            return getattr(self._sql_twin(), name)(*args, **kwargs)
+
+    return call
+
+
+# Every Store call of the ml-metadata engine that may hand it text: the same call on the sql
+# engine when that text holds a backslash (only ever raised on PostgreSQL).
+for _name, _method in list(vars(MlmdStore).items()):
+    if callable(_method) and not _name.startswith("_") and _name != "close":
+        setattr(MlmdStore, _name, _by_sql_when_backslashed(_name, _method))
 
 
 __all__ = ["MlmdStore", "connect"]

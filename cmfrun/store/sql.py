@@ -792,11 +792,6 @@ class SqlStore(Store):
         join, where, params = compile_filter(filter_query, "artifact", "a")
         return self._artifacts(f"{join} WHERE {where}", params, distinct=bool(join))
 
-    def texts_problem(self, texts: Iterable[str]) -> Optional[str]:
-        """``None``: every value goes in as a bound parameter, so any text is taken (a merge
-        of 10,000 runs need not walk its ~10^6 strings)."""
-        return None
-
     # -- reads: by name, batched (the merge's identity lookups) ------------------------------
     def _named(self, kind: str, names: Sequence[str]) -> List[Any]:
         """Records of ``kind`` named one of ``names``: bound parameters, and the kind's type ids

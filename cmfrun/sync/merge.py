@@ -44,11 +44,10 @@ Identities are looked up in batches: with bound parameters where the engine offe
 """
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from cmfrun import errors, schema
 from cmfrun.records import Artifact, Context, Execution, Value
@@ -235,7 +234,6 @@ def merge_bundle(store: Store, bundle: Union[Mapping[str, Any], Bundle, str], *,
     with gc_paused():
         parsed = bundle if isinstance(bundle, Bundle) else parse_bundle(bundle)
         # Validate and normalise everything before the first write.
-        _check_text(store, parsed, site)
         planned = [(pipe, *_normalise(pipe, f"Pipeline {pipe.name!r}")) for pipe in parsed.pipelines]
         report = MergeReport()
         with store.write_lock():
@@ -243,37 +241,6 @@ def merge_bundle(store: Store, bundle: Union[Mapping[str, Any], Bundle, str], *,
                 report = report + _merge_with_retries(store, pipe, execs, arts, conflicts, site)
     log.info("merged %d executions: %s", parsed.execution_count, report.to_json())
     return report
-
-
-def _texts(pipe: BundlePipeline) -> Iterator[str]:
-    """Every string of a bundle pipeline that a merge may write or look up."""
-    def props(*maps: Mapping[str, Value]) -> Iterator[str]:
-        for m in maps:
-            for key, value in m.items():
-                yield key
-                if isinstance(value, str):
-                    yield value
-
-    yield pipe.name
-    yield from props(pipe.properties, pipe.custom)
-    for s in pipe.stages:
-        yield s.name
-        yield from props(s.properties, s.custom)
-    for e in pipe.executions:
-        yield from (e.stage, e.type, e.name, *e.uuids)
-        yield from props(e.properties, e.custom)
-        for ev in e.events:
-            yield from (ev.artifact.type, ev.artifact.name, ev.artifact.uri)
-            yield from props(ev.artifact.properties, ev.artifact.custom)
-
-
-def _check_text(store: Store, parsed: Bundle, site: Optional[str]) -> None:
-    """Refuse, before anything is written, text the store cannot take (ml-metadata on
-    PostgreSQL: backslashes); every other name, uri and value is looked up and written safely."""
-    for pipe in parsed.pipelines:
-        problem = store.texts_problem(itertools.chain(_texts(pipe), [site or ""]))
-        if problem is not None:
-            raise BundleError(f"Pipeline {pipe.name!r}: {problem}")
 
 
 def _merge_with_retries(store: Store, pipe: BundlePipeline, execs: List[_Exec],
