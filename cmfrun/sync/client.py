@@ -23,7 +23,8 @@ from cmfrun import errors
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1/sync"
-#: A first push of a big pipeline to PostgreSQL takes minutes (MLMD writes row by row).
+#: A first push of a big pipeline to a PostgreSQL server on the mlmd engine takes minutes
+#: (ml-metadata writes row by row; the sql engine writes in bulk).
 DEFAULT_TIMEOUT_S = 1800.0
 
 
