@@ -57,6 +57,13 @@ class AlreadyExistsError(errors.StoreError):
     """
 
 
+
+class WriteConflictError(AlreadyExistsError):
+    """A concurrent writer's transaction collided with ours on a database server (a
+    deadlock or a serialization failure): ours was rolled back whole, so callers retry
+    it exactly as after :class:`AlreadyExistsError` (re-read, then write again)."""
+
+
 @dataclass(frozen=True)
 class StoreLocation:
     """Where a store lives. ``backend`` is ``sqlite``, ``postgresql`` or ``mysql``."""
@@ -599,6 +606,7 @@ __all__ = [
     "DEFAULT_STORE_NAME",
     "ENV_ENGINE",
     "AlreadyExistsError",
+    "WriteConflictError",
     "LineageWalk",
     "walk_levels",
     "StoreLocation",

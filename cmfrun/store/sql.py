@@ -25,6 +25,7 @@ from cmfrun.records import Artifact, Context, Event, Execution, Link, Props, Val
 from cmfrun.store import (
     IN_CLAUSE_CHUNK,
     AlreadyExistsError,
+    WriteConflictError,
     LineageWalk,
     Store,
     StoreLocation,
@@ -76,6 +77,8 @@ SIMPLE_TYPES = (
 )
 #: How each backend words a unique-constraint violation.
 _UNIQUE_VIOLATION = ("duplicate key value", "Duplicate entry", "UNIQUE constraint failed")
+#: InnoDB (1213) and PostgreSQL (40P01, 40001) abort one of two colliding transactions whole.
+_WRITE_CONFLICT = ("Deadlock found", "deadlock detected", "could not serialize access")
 _SIMPLE_NAMES = {name for name, _ in SIMPLE_TYPES}
 #: MLMD keeps int_value in a 32-bit column on PostgreSQL and MySQL.
 _INT32 = (-(2**31), 2**31 - 1)
@@ -454,6 +457,8 @@ class SqlStore(Store):
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if any(m in str(exc) for m in _UNIQUE_VIOLATION):
             return AlreadyExistsError(f"store {self.location}: {msg}")
+        if any(m in str(exc) for m in _WRITE_CONFLICT):
+            return WriteConflictError(f"store {self.location}: write failed: {msg}")
         low = msg.lower()
         if "readonly" in low or "read-only" in low:
             return errors.ReadOnlyStoreError(f"store {self.location} is read-only: {msg}")
