@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Set, Tuple
 
 GOAL_BULK_S = 10.0
+GOAL_SIZE = 10_000
 GOAL_INCREMENTAL_S = 0.5
 PG = "postgresql://postgres@127.0.0.1:5432/"
 
@@ -133,7 +134,8 @@ def _load() -> str:
     return f"{os.getloadavg()[0]:.1f}"
 
 
-def bulk_and_incremental(work: Path, n: int, backend: str, site: Path, reps_inc: int, engine: str = "") -> Dict[str, Any]:
+def bulk_and_incremental(work: Path, n: int, backend: str, site: Path, reps_inc: int, engine: str = "",
+                         client_engine: str = "") -> Dict[str, Any]:
     from cmfrun.commands.metadata import push
     from cmfrun.store import connect
     from cmfrun.sync.merge import merge_bundle
@@ -143,12 +145,15 @@ def bulk_and_incremental(work: Path, n: int, backend: str, site: Path, reps_inc:
     else:
         uri, dbname = str(work / f"server-{backend}.mlmd"), ""
     connect(uri).close()  # create the empty store (MLMD tables) before the clock starts
-    srv = Server(uri, work / f"srv-{backend}{engine}", engine)
+    srv = Server(uri, work / f"srv-{backend}{engine}{client_engine}", engine)
     label = {"sqlite": "server on SQLite", "postgresql": "server on PostgreSQL"}[backend]
     label += f" ({engine} engine)" if engine else " (default engine)"
-    out: Dict[str, Any] = {"backend": backend, "label": label, "load_before": _load()}
+    if client_engine:
+        label += f", site read with the {client_engine} engine"
+    out: Dict[str, Any] = {"backend": backend, "label": label, "engine": engine, "client_engine": client_engine,
+                           "load_before": _load()}
     try:
-        store = connect(str(site))
+        store = connect(str(site), engine=client_engine or None)
         t0 = time.perf_counter()
         res = push(store, "big", server=srv.url, site="site-a", full=True)
         out["bulk_s"] = time.perf_counter() - t0
@@ -237,25 +242,30 @@ def concurrent_sites(work: Path, backend: str, sites: int = 32, per_site: int = 
             _drop_pg(dbname)
 
 
-def mlmd_share(n: int) -> Dict[str, Any]:
+def write_share(n: int, engine: str) -> Dict[str, Any]:
     """Where a merge's time goes on PostgreSQL: ``merge_bundle`` of ``n`` executions into an
-    empty store, with the time inside MLMD's write calls (Store.put_*) measured apart."""
+    empty store with ``engine``, the time inside the engine's write calls (Store.put_*) apart."""
     from cmfrun.store import connect
     from cmfrun.sync.merge import merge_bundle
 
     uri, dbname = _pg_db("share")
-    spent = {"mlmd_write_s": 0.0}
-    store = connect(uri)
+    spent = {"write_s": 0.0}
+    depth = [0]
+    store = connect(uri, engine=engine)
     engine_cls = type(store)  # the engine's class: its write methods are the ones that run
-    originals = {name: getattr(engine_cls, name) for name in ("put_lineage", "put_links", "put_contexts")}
+    names = ("put_lineage_linked", "put_lineage", "put_links", "put_contexts")
+    originals = {name: getattr(engine_cls, name) for name in names}
 
     def timed(fn: Any) -> Any:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            depth[0] += 1  # put_lineage_linked may call put_lineage and put_links: count once
             t = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
-                spent["mlmd_write_s"] += time.perf_counter() - t
+                depth[0] -= 1
+                if depth[0] == 0:
+                    spent["write_s"] += time.perf_counter() - t
         return wrapper
 
     try:
@@ -270,7 +280,7 @@ def mlmd_share(n: int) -> Dict[str, Any]:
             setattr(engine_cls, name, fn)
         store.close()
         _drop_pg(dbname)
-    return {"n": n, "merge_s": total, "engine": engine_cls.__name__, **spent}
+    return {"n": n, "merge_s": total, "engine": engine, "cls": engine_cls.__name__, "load": _load(), **spent}
 
 
 def cmflib_comparison(work: Path, site: Path, n_merge: int) -> Dict[str, Any]:
@@ -312,7 +322,7 @@ def main(quick: bool = False) -> str:
     from cmfrun.store import connect
     from cmfrun.sync.merge import merge_bundle
 
-    n = 1000 if quick else 10_000
+    n = 1000 if quick else GOAL_SIZE
     work = Path(tempfile.mkdtemp(prefix="bench-sync-"))
     try:
         site = work / "site.mlmd"
@@ -329,9 +339,14 @@ def main(quick: bool = False) -> str:
         results = [bulk_and_incremental(work, n, b, site, 3 if quick else 5) for b in backends]
         if "postgresql" in backends:
             results.append(bulk_and_incremental(work, n, "postgresql", site, 3 if quick else 5, engine="sql"))
+            results.append(bulk_and_incremental(work, n, "postgresql", site, 3 if quick else 5, engine="sql",
+                                                client_engine="sql"))
         conc = [concurrent_sites(work, b, sites=32, per_site=10 if quick else 20) for b in backends]
         cmflib = cmflib_comparison(work, site, 20 if quick else 100)
-        share = mlmd_share(200 if quick else 1000) if _pg_up() else {}
+        from cmfrun.store import mlmd_installed
+
+        share = ([write_share(200 if quick else 1000, "mlmd")] if _pg_up() and mlmd_installed() else []) + (
+            [write_share(n, "sql")] if _pg_up() else [])
         cmflib["ours_export_s"] = export_s
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -343,7 +358,7 @@ def _met(value: float, goal: float) -> str:
 
 
 def render(n: int, site_s: float, results: List[Dict[str, Any]], conc: List[Dict[str, Any]], cmflib: Dict[str, Any],
-           share: Dict[str, Any]) -> str:
+           share: List[Dict[str, Any]]) -> str:
     lines = [
         "## Sync (`cmf metadata push`, issue 10)",
         "",
@@ -355,14 +370,12 @@ def render(n: int, site_s: float, results: List[Dict[str, Any]], conc: List[Dict
         "|---|" + "---:|" * len(results) + "---|",
     ]
     pg = [r for r in results if r["backend"] == "postgresql"]
-    best_bulk = min((r["bulk_s"] for r in pg), default=None)
     worst_inc = max((r["inc_median_s"] for r in pg), default=None)
 
     def row(title: str, key: str, fmt: str, goal: str = "") -> None:
         lines.append(f"| {title} | " + " | ".join(format(r[key], fmt) for r in results) + f" | {goal} |")
 
-    row(f"bulk push, {n:,} executions (s, one run)", "bulk_s", ".1f",
-        f"<= {GOAL_BULK_S:.0f} s on PostgreSQL: {_met(best_bulk, GOAL_BULK_S) if best_bulk is not None else 'n/a'}")
+    row(f"bulk push, {n:,} executions (s, one run)", "bulk_s", ".1f", f"<= {GOAL_BULK_S:.0f} s on PostgreSQL (below)")
     row("bulk push, bytes sent", "bulk_bytes", ",")
     row(f"incremental push of 1 new execution (s, median of {len(results[0]['inc_sent'])})", "inc_median_s", ".3f",
         f"<= {GOAL_INCREMENTAL_S} s: {_met(worst_inc, GOAL_INCREMENTAL_S) if worst_inc is not None else 'n/a'}")
@@ -370,16 +383,29 @@ def render(n: int, site_s: float, results: List[Dict[str, Any]], conc: List[Dict
     row("push with nothing new (s)", "noop_s", ".3f")
     row("push with nothing new (bytes)", "noop_bytes", "d")
     row("executions on the server afterwards", "server_executions", ",")
-    if share:
+    lines.append("")
+    for r in pg:
+        verdict = _met(r["bulk_s"], GOAL_BULK_S) if n == GOAL_SIZE else f"not judged (the goal is for {GOAL_SIZE:,} executions)"
+        lines.append(f"- Goal (bulk push of {GOAL_SIZE:,} executions to PostgreSQL <= {GOAL_BULK_S:.0f} s), {r['label']}:"
+                     f" {r['bulk_s']:.1f} s, **{verdict}** (load {r['load_before']} -> {r['load_after']}).")
+    for sh in share:
         lines.append("")
-        lines.append(
-            f"Where the time goes on PostgreSQL: `merge_bundle` of {share['n']:,} executions into an empty PostgreSQL store"
-            f" ({share['engine']}) took {share['merge_s']:.1f} s, of which {share['mlmd_write_s']:.1f} s"
-            f" ({100 * share['mlmd_write_s'] / share['merge_s']:.0f}%) inside MLMD's own write calls"
-            " (`Store.put_lineage`, `put_links`, `put_contexts`: MLMD's `PutLineageSubgraph` and"
-            " `PutAttributionsAndAssociations`, which its PostgreSQL backend writes row by row);"
-            " the merge's own reads, checks and conversions are the rest."
-        )
+        if sh["engine"] == "mlmd":
+            lines.append(
+                f"Where the time goes on PostgreSQL, mlmd engine: `merge_bundle` of {sh['n']:,} executions into an empty"
+                f" store took {sh['merge_s']:.1f} s, of which {sh['write_s']:.1f} s"
+                f" ({100 * sh['write_s'] / sh['merge_s']:.0f}%) inside MLMD's own write calls (`PutLineageSubgraph`,"
+                " `PutAttributionsAndAssociations`, `PutContexts`: its PostgreSQL backend writes row by row)."
+            )
+        else:
+            lines.append(
+                f"Where the time goes on PostgreSQL, sql engine: `merge_bundle` of the same {sh['n']:,} executions"
+                f" (in-process, no HTTP) took {sh['merge_s']:.1f} s (load {sh['load']}), of which {sh['write_s']:.1f} s"
+                f" ({100 * sh['write_s'] / sh['merge_s']:.0f}%) in the bulk write (`put_lineage_linked`: ids reserved"
+                " from the sequences, rows sent with COPY, one transaction; ~42 rows per execution with their MLMD indexes);"
+                " the rest is the merge's checks and lookups. The push adds the site's read and JSON export,"
+                " the transfer, and the server's JSON parse and bundle validation."
+            )
     lines.append("")
     lines.append("32 sites pushing at once (16 to their own pipeline, 16 to one shared pipeline; every run reads the same"
                  " `raw.csv`): digests + push per site, all started together.")
