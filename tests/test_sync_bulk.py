@@ -198,11 +198,8 @@ def test_a_failing_bulk_write_leaves_nothing(store_uri: str) -> None:
 
 def test_concurrent_bulk_writers_get_distinct_ids(store_uri: str) -> None:
     """Two connections merging different pipelines at once: ids never collide (PostgreSQL takes
-    them from the sequences, SQLite under its write lock)."""
-    if store_uri.startswith("mysql://"):
-        # Both write paths: InnoDB may pick one of two concurrent merges as a deadlock victim
-        # (error 1213), which the merge does not retry yet.
-        pytest.skip("concurrent merges into MariaDB can deadlock (not retried), in both write paths")
+    them from the sequences, SQLite under its write lock, MariaDB row by row; an InnoDB deadlock
+    victim is retried by the merge)."""
     stores = [_open(store_uri, bulk=True) for _ in range(2)]
     stores[0].prepare_schema()
     bundles = [_bundle([_exec(f"{p}{i}", i % 3, [(4, _art(f"{p}/{i}.csv:{p}{i}", f"{p}{i}"))]) for i in range(40)], p)
