@@ -125,3 +125,21 @@ def test_large_numbers_fit_every_backend(store_uri: str) -> None:
     assert ex.properties["Exit_Code"] == 0
     [art] = store.artifacts_by_uri(["d" * 32])
     assert art.custom["size"] == big
+
+
+def test_unlinked_records_have_no_contexts(store_uri: str) -> None:
+    """A record with no association/attribution (what a crash between a lineage write and its
+    links leaves) reads as linked to nothing on both engines, not as an error (ml-metadata
+    answers NotFound there), and ``associated`` tells it apart; merges rely on both to repair
+    such records."""
+    store = connect(store_uri)
+    ex = Execution("Loop", properties={"Execution_uuid": new_uuid()})
+    art = Artifact(schema.DATASET, "d.csv:abc", "abc", properties={"url": "p:abc"})
+    [eid], [aid] = store.put_lineage([ex], [art], [(0, 0, OUTPUT, None)], [])
+    assert store.contexts_by_execution(eid) == [] and store.contexts_by_artifact(aid) == []
+    stage = store.get_or_create_context(schema.STAGE_CONTEXT, "p/s", {"Pipeline_Stage": "p/s"}, {})
+    other = store.get_or_create_context(schema.STAGE_CONTEXT, "p/t", {"Pipeline_Stage": "p/t"}, {})
+    [linked], _ = store.put_lineage([Execution("Loop", properties={"Execution_uuid": new_uuid()})], [], [], [int(stage.id or 0)])
+    sid, oid = int(stage.id or 0), int(other.id or 0)
+    assert store.associated({eid: sid, linked: sid}) == {linked}
+    assert store.associated({linked: oid}) == set()  # linked, but to another context

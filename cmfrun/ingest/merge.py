@@ -1,11 +1,13 @@
 """Read locks, plan, and write the plan: the engine behind ``cmf dvc ingest``.
 
 Every lock is parsed before anything is written, so a lock DVC would refuse leaves
-the store untouched. The writes of one ingest go in three calls under the store's write
-lock: the missing stage contexts (one call), every execution, artifact and event (one
-``put_lineage`` transaction), then the associations and attributions (one call). An
-interrupted ingest is repaired by running it again: executions are found again by their
-lock fingerprint and only what is missing is added.
+the store untouched. The writes of one ingest go under the store's write lock: the missing
+stage contexts (one call), then every execution, artifact, event, association and
+attribution with ``Store.put_lineage_linked`` (ONE transaction on the SQL engine; through
+ml-metadata's API the links are a second call). An interrupted ingest is repaired by running
+it again: executions are found again by their lock fingerprint, those left without their
+stage link (and their artifacts without attribution) are linked, and only what is missing is
+added. ``tests/test_crash.py`` kills ingests mid-write and checks both.
 """
 from __future__ import annotations
 
@@ -146,12 +148,17 @@ def apply_plan(store: Store, plan: Plan, pipeline: str) -> None:
                         state=COMPLETE,
                     )
                 )
-        eids, aids = store.put_lineage(executions, w.artifacts, w.edges, []) if executions else ([], [])
-        assoc = [(int(by_name[wanted[stage]].id or 0), eid) for stage, eid in w.relinks] + [
-            (int(by_name[wanted[ew.stage]].id or 0), eid) for ew, eid in zip(w.executions, eids) if ew.existing is None
-        ]
-        attr = [(int(by_name[wanted[stage]].id or 0), aids[pos]) for pos, stage in w.attribution.items()]
-        store.put_links(assoc, attr)
+        # Links an interrupted ingest left out first: a crash before the write below then
+        # leaves whole records only.
+        if w.relinks or w.reattributions:
+            store.put_links([(int(by_name[wanted[stage]].id or 0), eid) for stage, eid in w.relinks],
+                            [(int(by_name[wanted[stage]].id or 0), aid) for stage, aid in w.reattributions])
+        if executions:
+            store.put_lineage_linked(
+                executions, w.artifacts, w.edges,
+                [(int(by_name[wanted[ew.stage]].id or 0), i) for i, ew in enumerate(w.executions) if ew.existing is None],
+                [(int(by_name[wanted[stage]].id or 0), pos) for pos, stage in w.attribution.items()],
+            )
 
 
 def ingest_locks(

@@ -78,10 +78,12 @@ class Writes:
     stages: Set[str] = field(default_factory=set)
     #: (stage, execution id) of existing executions to associate with their stage context
     relinks: List[Tuple[str, int]] = field(default_factory=list)
+    #: (stage, artifact id) of existing artifacts to attribute to the stage that first logged them
+    reattributions: List[Tuple[str, int]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not self.edges and not self.relinks and not any(
+        return not self.edges and not self.relinks and not self.reattributions and not any(
             w.existing is None or w.custom_update or w.property_update for w in self.executions)
 
 
@@ -148,6 +150,20 @@ def fit_int(value: Any) -> Any:
 
 def _first_uuid(execution: Execution) -> str:
     return str(execution.properties.get("Execution_uuid", "") or "").split(",")[0]
+
+
+def _unattributed(store: Store, stages: Sequence[LockStage]) -> Dict[str, int]:
+    """``{md5: artifact id}`` of the stages' artifacts attributed to no context.
+
+    Only the stages of executions an interrupted ingest left unlinked come here (rare), so
+    one lookup per artifact is fine.
+    """
+    md5s = {e.md5 for st in stages for e in (*st.deps, *st.outs) if e.md5}
+    out: Dict[str, int] = {}
+    for art in store.artifacts_by_uri(md5s) if md5s else []:
+        if art.uri not in out and not store.contexts_by_artifact(int(art.id or 0)):
+            out[art.uri] = int(art.id or 0)
+    return out
 
 
 def make_plan(
@@ -220,6 +236,7 @@ def make_plan(
     remote: Optional[str] = None
     skipped_warned: Set[str] = set()
 
+    orphans = _unattributed(store, [m[1] for m in matched if m[6] is not None and int(m[6].id or 0) in relink])
     for lock, st, sid, cmd, fp, params, found, how in matched:
         kinds = out_kinds.get(lock.path, {})
         eid = int(found.id or 0) if found is not None else 0
@@ -228,6 +245,12 @@ def make_plan(
             if eid in relink:
                 writes.relinks.append((sid, eid))
                 writes.stages.add(sid)
+                # Its artifacts' attributions were in the same lost write: the first stage (in
+                # plan order, as when they were created) that logs one gets it.
+                for e in (*st.deps, *st.outs):
+                    aid = orphans.pop(e.md5, None) if e.md5 else None
+                    if aid is not None:
+                        writes.reattributions.append((sid, aid))
             plans.append(StagePlan(lock=lock.path, stage=sid, action=MERGE if eid in relink else UNCHANGED,
                                    matched_by=how, execution_id=eid, execution_name=found.name, command=cmd))
             continue

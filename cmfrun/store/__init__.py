@@ -488,6 +488,21 @@ class Store(abc.ABC):
         """Artifacts (of any type) named one of ``names``, like :meth:`executions_by_names`."""
         return None
 
+    def associated(self, stage_of: Mapping[int, int]) -> Set[int]:
+        """Those executions of ``{execution id: context id}`` associated with that context
+        (batched; here: with one of the contexts given, through a filter query).
+
+        The others were written by a batch interrupted between its records and its links
+        (ml-metadata's API writes those in two calls): merges find them here and link them.
+        """
+        ids = sorted({int(i) for i in stage_of})
+        out: Set[int] = set()
+        for chunk in chunks(ids):
+            ctxs = sorted({int(stage_of[i]) for i in chunk})
+            query = f"id IN ({', '.join(map(str, chunk))}) AND contexts_a.id IN ({', '.join(map(str, ctxs))})"
+            out.update(int(e.id or 0) for e in self.executions(query))
+        return out
+
     # -- reads: events -----------------------------------------------------------------------
     @abc.abstractmethod
     def events_by_execution(self, ids: Iterable[int]) -> List[Event]:

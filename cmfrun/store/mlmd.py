@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import time
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 from cmfrun import errors, schema
 from cmfrun.records import Artifact, Context, Event, Execution, Link, Props, Value
@@ -489,13 +489,28 @@ class MlmdStore(Store):
         """Children of a context (a pipeline's stages)."""
         return [self._context(c) for c in self._mlmd.get_children_contexts_by_context(context_id)]
 
+    def associated(self, stage_of: Mapping[int, int]) -> Set[int]:
+        """Those executions of ``{execution id: context id}`` associated with that context.
+
+        Read by the sql engine on this same database: ml-metadata answers links only per
+        record, or through a filter query that loads whole records (a 2,000-run re-merge
+        took 1.4-1.5x as long that way; the link rows alone add nothing measurable).
+        """
+        return self._sql_twin().associated(stage_of)
+
     def contexts_by_execution(self, execution_id: int) -> List[Context]:
-        """Contexts an execution is associated with."""
-        return [self._context(c) for c in self._mlmd.get_contexts_by_execution(execution_id)]
+        """Contexts an execution is associated with ([] for none, as on the SQL engine)."""
+        try:
+            return [self._context(c) for c in self._mlmd.get_contexts_by_execution(execution_id)]
+        except mlmd_errors.NotFoundError:  # ml-metadata's answer for "no contexts"
+            return []
 
     def contexts_by_artifact(self, artifact_id: int) -> List[Context]:
-        """Contexts an artifact is attributed to."""
-        return [self._context(c) for c in self._mlmd.get_contexts_by_artifact(artifact_id)]
+        """Contexts an artifact is attributed to ([] for none, as on the SQL engine)."""
+        try:
+            return [self._context(c) for c in self._mlmd.get_contexts_by_artifact(artifact_id)]
+        except mlmd_errors.NotFoundError:  # ml-metadata's answer for "no contexts"
+            return []
 
     # -- reads: executions -------------------------------------------------------------------
     def executions_by_id(self, ids: Iterable[int]) -> List[Execution]:

@@ -828,6 +828,21 @@ class SqlStore(Store):
         """Artifacts (of any type) named one of ``names``, by bound parameters."""
         return list(self._named("artifact", names))
 
+    def associated(self, stage_of: Mapping[int, int]) -> Set[int]:
+        """Those executions of ``{execution id: context id}`` associated with that context:
+        point lookups on the ``(context_id, execution_id)`` unique index, ids only."""
+        pairs = {(int(c), int(e)) for e, c in stage_of.items()}
+        out: Set[int] = set()
+        for chunk in chunks(sorted(pairs)):
+            ctxs = sorted({c for c, _ in chunk})
+            rows = self._q(
+                f"SELECT `context_id`, `execution_id` FROM `Association` WHERE `context_id` IN ({','.join('?' * len(ctxs))}) "
+                f"AND `execution_id` IN ({','.join('?' * len(chunk))})",
+                [*ctxs, *(e for _, e in chunk)],
+            )
+            out.update(int(e) for c, e in rows if (int(c), int(e)) in pairs)
+        return out
+
     # -- reads: events -----------------------------------------------------------------------
     def _events(self, column: str, ids: Iterable[int]) -> List[Event]:
         out: List[Event] = []

@@ -35,9 +35,11 @@ contexts (one call), then every execution, artifact, event and stage association
 with ``Store.put_lineage_linked``: ONE transaction on the SQL engine (written in bulk, see
 :mod:`cmfrun.store.sqlbulk`); through ml-metadata's API the links are a second call after
 the lineage transaction. A failure in the lineage transaction leaves at most some new empty
-contexts; a crash between MLMD's two calls leaves runs not yet linked to their stage, which
-merging the same bundle again repairs (named executions are found store-wide by name, links
-are idempotent). Merging the same bundle twice changes nothing.
+contexts; a crash between MLMD's two calls leaves runs not yet linked to their stage (and
+their new artifacts unattributed), which merging the same bundle again repairs: runs found
+but not linked (``Store.associated``) are linked, and their artifacts attributed to that
+stage, as the interrupted write would have (links are idempotent). ``tests/test_crash.py`` kills merges
+mid-write and checks both. Merging the same bundle twice changes nothing.
 
 Identities are looked up in batches: with bound parameters where the engine offers it
 (``Store.executions_by_names``/``artifacts_by_names``), else with filter queries.
@@ -506,6 +508,18 @@ def _merge_pipeline(
         return art_pos[key]
 
     stored_by_key = {art_key(a): a for a in known_arts.values()}
+    # Runs paired with a stage by their Context_Type but not linked to it: a merge (or ingest)
+    # interrupted between its records and its links (ml-metadata's API writes those in two calls).
+    linked = store.associated(stage_of)
+
+    def reattribute(have: Set[Tuple[str, Tuple[str, str, str]]], stage_id: int) -> None:
+        """Attribute to ``stage_id`` the artifacts of a run left unlinked, as the interrupted
+        write would have (every artifact of a new run; links already there are kept)."""
+        for _, key in sorted(have):
+            if key in stored_arts:
+                attr.add((stage_id, key))
+                art_index(key)
+
     for e in execs:
         src = e.src
         stage_id = int(stages[src.stage].id or 0)
@@ -542,7 +556,10 @@ def _merge_pipeline(
             continue
         assert merged is not None
         new_links = [(k, key) for k, key in links if (k, key) not in have]
-        relink = oid not in stage_of  # found by name outside the pipeline's stages: link it
+        # Found by name outside the pipeline's stages, or left unlinked by a crash: link it.
+        relink = oid not in stage_of or oid not in linked
+        if oid in stage_of and oid not in linked:
+            reattribute(have, stage_id)
         if merged is ours and not new_links:
             counts["executions_unchanged"] += 1
             if relink:
