@@ -67,7 +67,7 @@ def _need_engine_backend(backend: str) -> None:
 
 #: Store/API-level suites that run on every engine of the pass (see :func:`installed_engines`).
 #: The other suites run on the pass's engine: `.ci/run` runs the whole suite once on the default
-#: engine and once more with ``CMFRUN_ENGINE=sql`` (child processes inherit it), so on Python 3.11
+#: engine (sql) and once more with ``CMFRUN_ENGINE=mlmd`` (child processes inherit it), so on Python 3.11
 #: every test runs on both engines (test_store.py has its own parameter).
 BOTH_ENGINES_MODULES = {"test_api", "test_api_query", "test_ingest", "test_query"}
 
