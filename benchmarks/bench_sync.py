@@ -28,6 +28,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, List, Set, Tuple
+from cmfrun.store import mlmd_installed
 
 GOAL_BULK_S = 10.0
 GOAL_SIZE = 10_000
@@ -134,6 +135,10 @@ def _load() -> str:
     return f"{os.getloadavg()[0]:.1f}"
 
 
+#: The engine the first columns run on: ml-metadata where installed (the reference), else the default.
+_REFERENCE = "mlmd" if mlmd_installed() else None
+
+
 def bulk_and_incremental(work: Path, n: int, backend: str, site: Path, reps_inc: int, engine: str = "",
                          client_engine: str = "") -> Dict[str, Any]:
     from cmfrun.commands.metadata import push
@@ -153,7 +158,7 @@ def bulk_and_incremental(work: Path, n: int, backend: str, site: Path, reps_inc:
     out: Dict[str, Any] = {"backend": backend, "label": label, "engine": engine, "client_engine": client_engine,
                            "load_before": _load()}
     try:
-        store = connect(str(site), engine=client_engine or None)
+        store = connect(str(site), engine=client_engine or _REFERENCE)
         t0 = time.perf_counter()
         res = push(store, "big", server=srv.url, site="site-a", full=True)
         out["bulk_s"] = time.perf_counter() - t0
@@ -336,7 +341,8 @@ def main(quick: bool = False) -> str:
         export_s = time.perf_counter() - t0
         time.sleep(1.5)  # past the push mark's margin
         backends = ["sqlite"] + (["postgresql"] if _pg_up() else [])
-        results = [bulk_and_incremental(work, n, b, site, 3 if quick else 5) for b in backends]
+        # ml-metadata (where installed) is the first column, as before the default became sql.
+        results = [bulk_and_incremental(work, n, b, site, 3 if quick else 5, engine=_REFERENCE or "") for b in backends]
         if "postgresql" in backends:
             results.append(bulk_and_incremental(work, n, "postgresql", site, 3 if quick else 5, engine="sql"))
             results.append(bulk_and_incremental(work, n, "postgresql", site, 3 if quick else 5, engine="sql",
