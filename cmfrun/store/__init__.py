@@ -518,11 +518,32 @@ class Store(abc.ABC):
     def put_context(self, context: Context, parent_id: Optional[int] = None) -> int:
         """Create or update a context (and link it under ``parent_id``); returns its id."""
 
-    @abc.abstractmethod
     def get_or_create_context(
         self, type_name: str, name: str, properties: Props, custom: Props, parent_id: Optional[int] = None
     ) -> Context:
         """CMF's get-or-create by name: custom properties are set on first creation only."""
+        found = self.context(type_name, name)
+        attempt = 0
+        while found is None:
+            try:
+                self.put_context(Context(type_name, name, properties=properties, custom=custom), parent_id)
+            except Exception as exc:  # noqa: BLE001 - each engine has its own already-exists class
+                if not is_already_exists(exc):
+                    raise
+                # Another writer is creating it (or its type); on a server its transaction may
+                # not be visible yet, or may have rolled back: look again, then retry.
+                time.sleep(0.01 * attempt)
+            found = self.context(type_name, name)
+            attempt += 1
+            if found is None and attempt > 20:
+                raise errors.StoreError(f"store {self.location}: could not create context {name!r}")
+        if parent_id is not None and parent_id not in {c.id for c in self.parent_contexts(found.id or 0)}:
+            self._ensure_parent_link(int(found.id or 0), parent_id)
+        return found
+
+    @abc.abstractmethod
+    def _ensure_parent_link(self, child_id: int, parent_id: int) -> None:
+        """Link an existing context under ``parent_id`` (no error when the link exists)."""
 
     @abc.abstractmethod
     def put_execution(self, execution: Execution, links: Sequence[Link], context_ids: Sequence[int]) -> Tuple[int, List[int]]:

@@ -11,7 +11,6 @@ import functools
 import logging
 import os
 import re
-import time
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 from cmfrun import errors, schema
@@ -632,30 +631,12 @@ class MlmdStore(Store):
                 pass
             return int(cid)
 
-    def get_or_create_context(
-        self, type_name: str, name: str, properties: Props, custom: Props, parent_id: Optional[int] = None
-    ) -> Context:
-        """CMF's get-or-create by name: custom properties are set on first creation only."""
-        found = self.context(type_name, name)
-        attempt = 0
-        while found is None:
+    def _ensure_parent_link(self, child_id: int, parent_id: int) -> None:
+        with self._writing():
             try:
-                self.put_context(Context(type_name, name, properties=properties, custom=custom), parent_id)
+                self._mlmd.put_parent_contexts([pb.ParentContext(child_id=child_id, parent_id=parent_id)])
             except mlmd_errors.AlreadyExistsError:
-                # Another writer is creating it; on a server its transaction may not be
-                # visible yet (or may have rolled back), so look again, then retry.
-                time.sleep(0.01 * attempt)
-            found = self.context(type_name, name)
-            attempt += 1
-            if found is None and attempt > 20:
-                raise errors.StoreError(f"store {self.location}: could not create context {name!r}")
-        if parent_id is not None and parent_id not in {c.id for c in self.parent_contexts(found.id or 0)}:
-            with self._writing():
-                try:
-                    self._mlmd.put_parent_contexts([pb.ParentContext(child_id=found.id, parent_id=parent_id)])
-                except mlmd_errors.AlreadyExistsError:
-                    pass
-        return found
+                pass
 
     def put_execution(self, execution: Execution, links: Sequence[Link], context_ids: Sequence[int]) -> Tuple[int, List[int]]:
         """Write an execution, its artifacts and events and its context links in one transaction.

@@ -1094,27 +1094,9 @@ class SqlStore(Store):
                 self._parent_link(cid, parent_id)
         return cid
 
-    def get_or_create_context(
-        self, type_name: str, name: str, properties: Props, custom: Props, parent_id: Optional[int] = None
-    ) -> Context:
-        """CMF's get-or-create by name: custom properties are set on first creation only."""
-        found = self.context(type_name, name)
-        attempt = 0
-        while found is None:
-            try:
-                self.put_context(Context(type_name, name, properties=properties, custom=custom), parent_id)
-            except AlreadyExistsError:
-                # Another writer is creating it (or its type); on a server its transaction may
-                # not be visible yet, or may have rolled back: look again, then retry.
-                time.sleep(0.01 * attempt)
-            found = self.context(type_name, name)
-            attempt += 1
-            if found is None and attempt > 20:
-                raise errors.StoreError(f"store {self.location}: could not create context {name!r}")
-        if parent_id is not None and parent_id not in {c.id for c in self.parent_contexts(found.id or 0)}:
-            with self._writing():
-                self._parent_link(int(found.id or 0), parent_id)
-        return found
+    def _ensure_parent_link(self, child_id: int, parent_id: int) -> None:
+        with self._writing():
+            self._parent_link(child_id, parent_id)
 
     def _prepare_types(self, executions: Iterable[Execution] = (), artifacts: Iterable[Artifact] = (),
                        contexts: Iterable[Context] = ()) -> None:
